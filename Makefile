@@ -1,0 +1,65 @@
+# mcpgate — `make dev`, `make test`, `make build` work on a fresh clone:
+# each installs what is missing first (only from crates.io and npm).
+
+SHELL := bash
+.DEFAULT_GOAL := build
+.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean
+
+CARGO_BIN := $(HOME)/.cargo/bin
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+WORKER_BUILD_VERSION := 0.8.7
+# The wasm-bindgen CLI must match the library version Cargo.lock pins.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/"/,"",$$3); print $$3}' Cargo.lock)
+
+# worker-build would download these from the internet; use registry installs instead.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+
+RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock .cargo/config.toml
+
+deps: rust-tools node-deps
+
+rust-tools:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@worker-build --version 2>/dev/null | grep -q " $(WORKER_BUILD_VERSION)" || cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked
+	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+
+node-deps: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The worker bundle; wrangler's [build] step calls this too (a no-op when fresh).
+worker: build/worker/shim.mjs
+
+build/worker/shim.mjs: $(RUST_SOURCES)
+	worker-build --release
+	@touch $@
+
+build: deps worker
+
+unit:
+	cargo test --locked
+
+e2e: build
+	npm run --silent e2e
+
+test: deps unit e2e
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --locked -- -D warnings
+
+size: build
+	@rm -rf .wrangler/dry-run && npx wrangler deploy --dry-run --outdir .wrangler/dry-run 2>&1 | grep -iE "upload|gzip" || true
+	@ls -l build/worker/*.wasm && gzip -9c build/worker/*.wasm | wc -c | sed 's/^/wasm gzip bytes: /'
+
+dev: build
+	node scripts/dev.mjs
+
+clean:
+	rm -rf build target .wrangler

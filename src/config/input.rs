@@ -1,0 +1,364 @@
+//! Admin input: the raw JSON records of `PUT /admin/tenants/{id}` and their
+//! parsing into validated [`Tenant`]s.
+//!
+//! Raw records use `deny_unknown_fields`; each level is parsed separately so
+//! an error names the path of the bad field (`mcp_servers.crm.auth.token`).
+//! Errors never quote a submitted value: it may be a secret.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{is_valid_name, Approval, McpAuth, McpPolicy, McpServer, Tenant};
+use crate::error::GatewayError;
+use crate::secret::Secret;
+
+/// Longest secret (provider key, token, header value) accepted.
+const MAX_SECRET_LEN: usize = 8192;
+const MAX_TOOLS: usize = 512;
+const MAX_SERVERS: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant<'a> {
+    #[serde(default, borrow)]
+    providers: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    mcp_servers: Option<BTreeMap<String, &'a RawValue>>,
+    #[serde(default)]
+    allow_unmanaged_mcp_servers: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProviders<'a> {
+    #[serde(default, borrow)]
+    openai: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    anthropic: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProviderKey {
+    api_key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer<'a> {
+    url: String,
+    #[serde(borrow)]
+    auth: &'a RawValue,
+    #[serde(default)]
+    allowed_tools: Option<Vec<String>>,
+    #[serde(default)]
+    require_approval: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawAuthType {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthNone {
+    #[serde(rename = "type")]
+    _kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthBearer {
+    #[serde(rename = "type")]
+    _kind: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthHeaders {
+    #[serde(rename = "type")]
+    _kind: String,
+    headers: BTreeMap<String, String>,
+}
+
+/// Options that change what a valid tenant is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParseOptions {
+    /// `ALLOW_INSECURE_MCP_URLS`: accept `http://127.0.0.1` and `http://localhost`.
+    pub allow_insecure_urls: bool,
+}
+
+fn invalid(path: &str, why: impl std::fmt::Display) -> GatewayError {
+    GatewayError::bad_param(path, format!("Invalid tenant config at '{path}': {why}"))
+}
+
+/// serde's messages name unknown fields and expected types but quote no
+/// string values except field names; still, keep only the part before
+/// " at line" so positions do not confuse, and cap the length.
+fn serde_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" at line ").next().unwrap_or("invalid value");
+    text.chars().take(200).collect()
+}
+
+fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
+    serde_json::from_str(raw).map_err(|e| invalid(path, serde_reason(&e)))
+}
+
+/// Parses and validates an admin tenant body.
+///
+/// # Errors
+/// A 400 naming the first offending field.
+pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayError> {
+    crate::json::check_strict(body)?;
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
+    let raw: RawTenant<'_> = serde_json::from_str(text).map_err(|e| invalid("$", serde_reason(&e)))?;
+
+    let mut tenant = Tenant::default();
+    if let Some(p) = raw.providers.filter(|p| p.get() != "null") {
+        let providers: RawProviders<'_> = parse_at(p.get(), "providers")?;
+        tenant.openai_key = parse_provider_key(providers.openai, "providers.openai")?;
+        tenant.anthropic_key = parse_provider_key(providers.anthropic, "providers.anthropic")?;
+    }
+    let servers = raw.mcp_servers.unwrap_or_default();
+    if servers.len() > MAX_SERVERS {
+        return Err(invalid("mcp_servers", format_args!("at most {MAX_SERVERS} servers")));
+    }
+    let mut map = BTreeMap::new();
+    for (name, value) in servers {
+        if !is_valid_name(&name) {
+            return Err(invalid("mcp_servers", "server names must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"));
+        }
+        let path = format!("mcp_servers.{name}");
+        let server = parse_server(value.get(), &path, opts)?;
+        map.insert(name, server);
+    }
+    tenant.mcp = McpPolicy { servers: map, allow_unmanaged: raw.allow_unmanaged_mcp_servers.unwrap_or(false) };
+    Ok(tenant)
+}
+
+fn parse_provider_key(raw: Option<&RawValue>, path: &str) -> Result<Option<Secret>, GatewayError> {
+    let Some(raw) = raw.filter(|r| r.get() != "null") else { return Ok(None) };
+    let key: RawProviderKey = parse_at(raw.get(), path)?;
+    Ok(Some(check_secret(key.api_key, &format!("{path}.api_key"))?))
+}
+
+fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, GatewayError> {
+    let s: RawServer<'_> = parse_at(raw, path)?;
+    let url = check_url(&s.url, &format!("{path}.url"), opts)?;
+    let auth = parse_auth(s.auth.get(), &format!("{path}.auth"))?;
+    let allowed_tools = match s.allowed_tools {
+        None => None,
+        Some(tools) => Some(check_tools(tools, &format!("{path}.allowed_tools"))?),
+    };
+    let require_approval = match s.require_approval.as_deref() {
+        None | Some("never") => Approval::Never,
+        Some("always") => Approval::Always,
+        Some(_) => return Err(invalid(&format!("{path}.require_approval"), "must be \"never\" or \"always\"")),
+    };
+    Ok(McpServer { url, auth, allowed_tools, require_approval })
+}
+
+fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
+    let kind: RawAuthType = parse_at(raw, path)?;
+    match kind.kind.as_str() {
+        "none" => {
+            let _: RawAuthNone = parse_at(raw, path)?;
+            Ok(McpAuth::None)
+        }
+        "bearer" => {
+            let b: RawAuthBearer = parse_at(raw, path)?;
+            Ok(McpAuth::Bearer(check_secret(b.token, &format!("{path}.token"))?))
+        }
+        "headers" => {
+            let h: RawAuthHeaders = parse_at(raw, path)?;
+            if h.headers.is_empty() {
+                return Err(invalid(&format!("{path}.headers"), "must name at least one header"));
+            }
+            let mut out = Vec::with_capacity(h.headers.len());
+            for (name, value) in h.headers {
+                if !is_http_token(&name) || name.len() > 256 {
+                    return Err(invalid(&format!("{path}.headers"), "header names must be HTTP tokens"));
+                }
+                if is_reserved_header(&name) {
+                    return Err(invalid(&format!("{path}.headers.{name}"), "this header cannot be set as a credential"));
+                }
+                out.push((name.clone(), check_secret(value, &format!("{path}.headers.{name}"))?));
+            }
+            Ok(McpAuth::Headers(out))
+        }
+        _ => Err(invalid(&format!("{path}.type"), "must be one of \"none\", \"bearer\", \"headers\"")),
+    }
+}
+
+/// Secrets travel in HTTP headers: visible ASCII and spaces only, no CR, LF or NUL.
+fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
+    if value.trim().is_empty() {
+        return Err(invalid(path, "must not be empty"));
+    }
+    if value.len() > MAX_SECRET_LEN {
+        return Err(invalid(path, format_args!("must be at most {MAX_SECRET_LEN} bytes")));
+    }
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        return Err(invalid(path, "must be printable ASCII without CR, LF or NUL"));
+    }
+    Ok(Secret::new(value))
+}
+
+fn check_tools(tools: Vec<String>, path: &str) -> Result<Vec<String>, GatewayError> {
+    if tools.len() > MAX_TOOLS {
+        return Err(invalid(path, format_args!("at most {MAX_TOOLS} tools")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tools.len());
+    for t in tools {
+        if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+            return Err(invalid(path, "tool names must be 1-128 characters without control characters"));
+        }
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 9110 `token`.
+#[must_use]
+pub fn is_http_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: [&str; 9] =
+        ["host", "content-length", "content-type", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"];
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
+
+/// MCP server URLs: `https://` with a host and no userinfo; loopback
+/// `http://` only when `allow_insecure_urls`.
+fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, GatewayError> {
+    if raw.len() > 2048 {
+        return Err(invalid(path, "must be at most 2048 characters"));
+    }
+    let url = url::Url::parse(raw).map_err(|_| invalid(path, "must be an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(path, "must not contain userinfo"));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid(path, "must not contain a fragment"));
+    }
+    let host = url.host_str().unwrap_or("");
+    if host.is_empty() {
+        return Err(invalid(path, "must have a host"));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if opts.allow_insecure_urls && (host == "127.0.0.1" || host == "localhost" || host == "[::1]") => {}
+        "http" => return Err(invalid(path, "must use https://")),
+        _ => return Err(invalid(path, "must use https://")),
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Tenant, GatewayError> {
+        parse_tenant(s.as_bytes(), ParseOptions::default())
+    }
+
+    fn param(e: GatewayError) -> String {
+        match e {
+            GatewayError::BadRequest { param, .. } => param.unwrap_or_default(),
+            other => panic!("not a 400: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_contract_example() {
+        let t = parse(
+            r#"{"providers":{"openai":{"api_key":"sk-1"},"anthropic":{"api_key":"sk-ant-1"}},
+            "mcp_servers":{"crm":{"url":"https://mcp.example.com/mcp","auth":{"type":"bearer","token":"t0k"},
+              "allowed_tools":["search","lookup"],"require_approval":"never"},
+             "files":{"url":"https://files.example.com/mcp","auth":{"type":"headers","headers":{"X-Api-Key":"k"}}},
+             "public":{"url":"https://docs.example.com/mcp","auth":{"type":"none"}}},
+            "allow_unmanaged_mcp_servers":false}"#,
+        )
+        .unwrap();
+        assert_eq!(t.openai_key.unwrap().expose(), "sk-1");
+        assert_eq!(t.mcp.servers.len(), 3);
+        let crm = &t.mcp.servers["crm"];
+        assert!(matches!(&crm.auth, McpAuth::Bearer(s) if s.expose() == "t0k"));
+        assert_eq!(crm.allowed_tools.as_deref(), Some(&["search".to_string(), "lookup".to_string()][..]));
+        assert!(matches!(&t.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].0 == "X-Api-Key"));
+        assert_eq!(t.mcp.servers["public"].require_approval, Approval::Never);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let e = parse(r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"none"},"colour":1}}}"#).unwrap_err();
+        assert_eq!(param(e.clone()), "mcp_servers.crm");
+        assert!(e.message().contains("colour"), "{}", e.message());
+        let e = parse(r#"{"provider":{}}"#).unwrap_err();
+        assert!(e.message().contains("provider"));
+        let e = parse(r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"bearer","token":"x","extra":1}}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers.crm.auth");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let bad = [
+            "http://example.com/mcp",
+            "ftp://example.com",
+            "https://user:pw@example.com/",
+            "not a url",
+            "http://127.0.0.1:9/x",
+        ];
+        for u in bad {
+            let body = format!(r#"{{"mcp_servers":{{"s":{{"url":"{u}","auth":{{"type":"none"}}}}}}}}"#);
+            assert_eq!(param(parse(&body).unwrap_err()), "mcp_servers.s.url", "{u}");
+        }
+        let body = r#"{"mcp_servers":{"s":{"url":"http://127.0.0.1:9/x","auth":{"type":"none"}}}}"#;
+        assert!(parse_tenant(body.as_bytes(), ParseOptions { allow_insecure_urls: true }).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_checked_but_never_quoted() {
+        let e = parse(r#"{"providers":{"openai":{"api_key":"sk-abc\ndef"}}}"#).unwrap_err();
+        assert!(!e.message().contains("sk-abc"));
+        assert_eq!(param(e), "providers.openai.api_key");
+        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"headers","headers":{"Bad Name":"v"}}}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.auth.headers");
+        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"headers","headers":{"X-K":"a\u0000b"}}}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.auth.headers.X-K");
+    }
+
+    #[test]
+    fn names_and_enums_are_checked() {
+        let e = parse(r#"{"mcp_servers":{"../x":{"url":"https://a.b/","auth":{"type":"none"}}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers");
+        let long = "a".repeat(65);
+        let e = parse(&format!(r#"{{"mcp_servers":{{"{long}":{{"url":"https://a.b/","auth":{{"type":"none"}}}}}}}}"#)).unwrap_err();
+        assert_eq!(param(e), "mcp_servers");
+        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"none"},"require_approval":"sometimes"}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.require_approval");
+        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"oauth"}}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.auth.type");
+        let e = parse(r#"{"allow_unmanaged_mcp_servers":"yes"}"#).unwrap_err();
+        assert_eq!(param(e), "$");
+        assert!(parse("[]").is_err());
+        assert!(parse(r#"{"providers":{},"providers":{}}"#).is_err());
+    }
+
+    #[test]
+    fn empty_tenant_is_valid() {
+        let t = parse("{}").unwrap();
+        assert!(t.openai_key.is_none() && t.mcp.servers.is_empty() && !t.mcp.allow_unmanaged);
+    }
+}

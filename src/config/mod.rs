@@ -1,0 +1,72 @@
+//! Tenant configuration: the validated domain types the gateway works with.
+//!
+//! Admin input is parsed into these types by [`input`]; the stored form with
+//! sealed secrets lives in [`crate::kv_schema`]. Plaintext secrets only ever
+//! exist here inside [`Secret`].
+
+pub mod input;
+
+use std::collections::BTreeMap;
+
+use crate::secret::Secret;
+
+/// How the gateway authenticates to an MCP server on the tenant's behalf.
+#[derive(Debug, Clone)]
+pub enum McpAuth {
+    None,
+    /// Sent as `Authorization: Bearer <token>` (OpenAI `authorization`, Anthropic `authorization_token`).
+    Bearer(Secret),
+    /// Arbitrary header credentials (OpenAI `headers` only). Names are HTTP tokens, as given.
+    Headers(Vec<(String, Secret)>),
+}
+
+/// The tenant's approval policy for a server's tool calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    Never,
+    Always,
+}
+
+impl Approval {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Always => "always",
+        }
+    }
+}
+
+/// One managed MCP server of a tenant.
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    /// Validated `https://` URL (or loopback `http://` when insecure URLs are allowed).
+    pub url: String,
+    pub auth: McpAuth,
+    /// `None` means every tool of the server is allowed.
+    pub allowed_tools: Option<Vec<String>>,
+    pub require_approval: Approval,
+}
+
+/// What the request rewriters need to know about a tenant's MCP servers.
+#[derive(Debug, Clone, Default)]
+pub struct McpPolicy {
+    /// Keyed by server name (`server_label` for OpenAI, `name` for Anthropic).
+    pub servers: BTreeMap<String, McpServer>,
+    /// When true, MCP entries naming other servers pass through untouched.
+    pub allow_unmanaged: bool,
+}
+
+/// A whole tenant, with plaintext secrets.
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    pub openai_key: Option<Secret>,
+    pub anthropic_key: Option<Secret>,
+    pub mcp: McpPolicy,
+}
+
+/// `true` for names of tenants, servers: 1–64 chars of `[A-Za-z0-9_-]`.
+#[must_use]
+pub fn is_valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}

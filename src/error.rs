@@ -1,0 +1,243 @@
+//! Every error the gateway itself answers, and the one table that maps each
+//! to a status and to the OpenAI and Anthropic wire shapes
+//! (contract: "Errors made by the gateway").
+//!
+//! Messages are written by the gateway only: they name fields and servers,
+//! never a secret, an upstream body or an inner error's `Debug`.
+
+use serde::Serialize;
+
+use crate::providers::Provider;
+
+/// One variant per row of the contract's error table (plus later rows for
+/// OAuth and rate limits). `message` texts are safe to show to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// Missing or unknown gateway key (or admin token).
+    Unauthenticated { message: String },
+    /// Malformed body, wrong field types, unknown MCP server, client-owned credentials.
+    BadRequest { message: String, param: Option<String> },
+    /// Body over `MAX_BODY_BYTES`.
+    PayloadTooLarge { limit: u64 },
+    /// The tenant has no API key for the route's provider.
+    NoProviderKey(Provider),
+    /// Unknown route (or admin API disabled, or an absent resource).
+    NotFound { message: String },
+    /// Known route, wrong method.
+    MethodNotAllowed { allowed: &'static str },
+    /// Upstream connection failed.
+    UpstreamUnreachable { what: String },
+    /// Upstream sent no response headers in time.
+    UpstreamTimeout { what: String },
+    /// A gateway bug or misconfiguration; details go to the log, never here.
+    Internal { message: String },
+}
+
+/// How an error looks on the wire, independent of the route's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    pub status: u16,
+    pub openai_type: &'static str,
+    pub openai_code: Option<&'static str>,
+    pub anthropic_type: &'static str,
+    /// `Some(false)` → `x-should-retry: false`.
+    pub should_retry: Option<bool>,
+}
+
+/// Which wire shape a route answers errors in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    OpenAi,
+    Anthropic,
+}
+
+impl From<Provider> for Shape {
+    fn from(p: Provider) -> Self {
+        match p {
+            Provider::OpenAi => Self::OpenAi,
+            Provider::Anthropic => Self::Anthropic,
+        }
+    }
+}
+
+impl GatewayError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest { message: message.into(), param: None }
+    }
+
+    pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest { message: message.into(), param: Some(param.into()) }
+    }
+
+    pub fn not_found() -> Self {
+        Self::NotFound { message: "Unknown route.".into() }
+    }
+
+    /// The contract's error table.
+    #[must_use]
+    pub fn wire(&self) -> Wire {
+        let (status, openai_type, openai_code, anthropic_type, should_retry) = match self {
+            Self::Unauthenticated { .. } => (401, "invalid_request_error", Some("invalid_api_key"), "authentication_error", Some(false)),
+            Self::BadRequest { .. } => (400, "invalid_request_error", None, "invalid_request_error", Some(false)),
+            Self::PayloadTooLarge { .. } => (413, "invalid_request_error", None, "request_too_large", Some(false)),
+            Self::NoProviderKey(_) => (403, "permission_error", None, "permission_error", Some(false)),
+            Self::NotFound { .. } => (404, "not_found_error", None, "not_found_error", Some(false)),
+            Self::MethodNotAllowed { .. } => (405, "invalid_request_error", None, "invalid_request_error", Some(false)),
+            Self::UpstreamUnreachable { .. } => (502, "api_error", None, "api_error", None),
+            Self::UpstreamTimeout { .. } => (504, "api_error", None, "api_error", None),
+            Self::Internal { .. } => (500, "api_error", None, "api_error", None),
+        };
+        Wire { status, openai_type, openai_code, anthropic_type, should_retry }
+    }
+
+    /// The caller-facing message.
+    #[must_use]
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated { message }
+            | Self::BadRequest { message, .. }
+            | Self::NotFound { message } => message.clone(),
+            Self::PayloadTooLarge { limit } => format!("Request body is larger than the gateway's limit of {limit} bytes."),
+            Self::NoProviderKey(p) => format!("This tenant has no API key configured for provider '{}'.", p.name()),
+            Self::MethodNotAllowed { allowed } => format!("Method not allowed on this route; allowed: {allowed}."),
+            Self::UpstreamUnreachable { what } => format!("Could not reach {what}."),
+            Self::UpstreamTimeout { what } => format!("{what} did not answer in time."),
+            Self::Internal { .. } => "The gateway hit an internal error.".into(),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { param, .. } => param.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Extra headers besides `content-type` and `x-should-retry`.
+    #[must_use]
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::MethodNotAllowed { allowed } => vec![("allow", (*allowed).to_string())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Body bytes in the given shape.
+    #[must_use]
+    pub fn body(&self, shape: Shape) -> Vec<u8> {
+        let wire = self.wire();
+        let message = self.message();
+        let value = match shape {
+            Shape::OpenAi => serde_json::to_vec(&OpenAiBody {
+                error: OpenAiError { message: &message, r#type: wire.openai_type, param: self.param(), code: wire.openai_code },
+            }),
+            Shape::Anthropic => serde_json::to_vec(&AnthropicBody {
+                r#type: "error",
+                error: AnthropicError { r#type: wire.anthropic_type, message: &message },
+            }),
+        };
+        value.unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"api_error","param":null,"code":null}}"#.to_vec())
+    }
+
+    /// All response headers for this error.
+    #[must_use]
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![("content-type", "application/json".to_string())];
+        if let Some(retry) = self.wire().should_retry {
+            h.push(("x-should-retry", retry.to_string()));
+        }
+        h.extend(self.extra_headers());
+        h
+    }
+}
+
+#[derive(Serialize)]
+struct OpenAiBody<'a> {
+    error: OpenAiError<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenAiError<'a> {
+    message: &'a str,
+    r#type: &'static str,
+    param: Option<&'a str>,
+    code: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct AnthropicBody<'a> {
+    r#type: &'static str,
+    error: AnthropicError<'a>,
+}
+
+#[derive(Serialize)]
+struct AnthropicError<'a> {
+    r#type: &'static str,
+    message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn all() -> Vec<GatewayError> {
+        vec![
+            GatewayError::Unauthenticated { message: "m".into() },
+            GatewayError::bad_param("tools[0]", "bad"),
+            GatewayError::PayloadTooLarge { limit: 10 },
+            GatewayError::NoProviderKey(Provider::Anthropic),
+            GatewayError::not_found(),
+            GatewayError::MethodNotAllowed { allowed: "GET" },
+            GatewayError::UpstreamUnreachable { what: "the provider".into() },
+            GatewayError::UpstreamTimeout { what: "the provider".into() },
+            GatewayError::Internal { message: "x".into() },
+        ]
+    }
+
+    #[test]
+    fn table_matches_contract() {
+        let got: Vec<(u16, &str, &str)> =
+            all().iter().map(|e| { let w = e.wire(); (w.status, w.openai_type, w.anthropic_type) }).collect();
+        assert_eq!(
+            got,
+            vec![
+                (401, "invalid_request_error", "authentication_error"),
+                (400, "invalid_request_error", "invalid_request_error"),
+                (413, "invalid_request_error", "request_too_large"),
+                (403, "permission_error", "permission_error"),
+                (404, "not_found_error", "not_found_error"),
+                (405, "invalid_request_error", "invalid_request_error"),
+                (502, "api_error", "api_error"),
+                (504, "api_error", "api_error"),
+                (500, "api_error", "api_error"),
+            ]
+        );
+        assert_eq!(all()[0].wire().openai_code, Some("invalid_api_key"));
+    }
+
+    #[test]
+    fn openai_shape_has_all_four_keys() {
+        let v: Value = serde_json::from_slice(&GatewayError::bad_param("tools[1].server_url", "no").body(Shape::OpenAi)).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "tools[1].server_url");
+        assert!(v["error"]["code"].is_null());
+        assert_eq!(v["error"]["message"], "no");
+    }
+
+    #[test]
+    fn anthropic_shape() {
+        let v: Value = serde_json::from_slice(&GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "request_too_large");
+    }
+
+    #[test]
+    fn client_faults_say_do_not_retry() {
+        for e in all() {
+            let w = e.wire();
+            let no_retry = e.headers().iter().any(|(k, v)| *k == "x-should-retry" && v == "false");
+            assert_eq!(no_retry, w.status < 500, "{e:?}");
+        }
+    }
+}

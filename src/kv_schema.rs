@@ -1,0 +1,353 @@
+//! Every KV key the gateway uses and every record stored under one.
+//! No other module formats a key. `docs/storage-schema.md` documents each
+//! prefix; a test keeps the two in step.
+//!
+//! Secrets are stored only as envelopes from [`crate::crypto`]; gateway keys
+//! only as SHA-256 hex.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Approval, McpAuth, McpPolicy, McpServer, Tenant};
+use crate::crypto::{Aad, CryptoError, MasterKey};
+use crate::secret::REDACTED;
+
+/// Record version written today.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Prefixes, in the order the storage document lists them.
+pub const PREFIXES: [&str; 2] = [TENANT_PREFIX, GATEWAY_KEY_PREFIX];
+const TENANT_PREFIX: &str = "tenant:";
+const GATEWAY_KEY_PREFIX: &str = "gk:";
+
+/// `tenant:{tenant_id}` → [`TenantRecord`].
+#[must_use]
+pub fn tenant_key(tenant_id: &str) -> String {
+    format!("{TENANT_PREFIX}{tenant_id}")
+}
+
+/// `gk:{sha256_hex(gateway key)}` → [`GatewayKeyRecord`].
+#[must_use]
+pub fn gateway_key(sha256_hex: &str) -> String {
+    format!("{GATEWAY_KEY_PREFIX}{sha256_hex}")
+}
+
+/// The tenant's config as stored: secrets sealed.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StoredTenant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_key: Option<String>,
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, StoredServer>,
+    #[serde(default)]
+    pub allow_unmanaged_mcp_servers: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredServer {
+    pub url: String,
+    pub auth: StoredAuth,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    pub require_approval: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StoredAuth {
+    None,
+    Bearer { token: String },
+    /// `[name, envelope]` pairs, in the admin's order.
+    Headers { headers: Vec<(String, String)> },
+}
+
+/// One gateway key of a tenant, as listed by the admin API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub id: String,
+    pub sha256: String,
+    pub created_at: String,
+}
+
+/// `tenant:{id}`: the source of truth for a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub v: u32,
+    pub tenant: StoredTenant,
+    #[serde(default)]
+    pub keys: Vec<KeyEntry>,
+    pub updated_at: String,
+}
+
+/// `gk:{sha256}`: everything a request needs, in one read. Holds a copy of
+/// the tenant config, rewritten whenever the tenant changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayKeyRecord {
+    pub v: u32,
+    pub tenant_id: String,
+    pub key_id: String,
+    pub sha256: String,
+    pub tenant: StoredTenant,
+}
+
+fn field_openai() -> &'static str {
+    "providers.openai.api_key"
+}
+fn field_anthropic() -> &'static str {
+    "providers.anthropic.api_key"
+}
+fn field_token(server: &str) -> String {
+    format!("mcp_servers.{server}.auth.token")
+}
+fn field_header(server: &str, header: &str) -> String {
+    format!("mcp_servers.{server}.auth.headers.{header}")
+}
+
+/// Seals every secret of `tenant` under `key`, bound to `tenant_id`.
+///
+/// # Errors
+/// [`CryptoError::Rng`] if no nonce can be drawn.
+pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<StoredTenant, CryptoError> {
+    let seal = |field: &str, s: &crate::secret::Secret| key.seal(&Aad::new(tenant_id, field), s);
+    let mut out = StoredTenant {
+        openai_key: tenant.openai_key.as_ref().map(|s| seal(field_openai(), s)).transpose()?,
+        anthropic_key: tenant.anthropic_key.as_ref().map(|s| seal(field_anthropic(), s)).transpose()?,
+        mcp_servers: BTreeMap::new(),
+        allow_unmanaged_mcp_servers: tenant.mcp.allow_unmanaged,
+    };
+    for (name, server) in &tenant.mcp.servers {
+        let auth = match &server.auth {
+            McpAuth::None => StoredAuth::None,
+            McpAuth::Bearer(t) => StoredAuth::Bearer { token: seal(&field_token(name), t)? },
+            McpAuth::Headers(h) => StoredAuth::Headers {
+                headers: h
+                    .iter()
+                    .map(|(n, v)| Ok((n.clone(), seal(&field_header(name, n), v)?)))
+                    .collect::<Result<_, CryptoError>>()?,
+            },
+        };
+        out.mcp_servers.insert(
+            name.clone(),
+            StoredServer {
+                url: server.url.clone(),
+                auth,
+                allowed_tools: server.allowed_tools.clone(),
+                require_approval: server.require_approval.as_str().to_string(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Opens a stored tenant. `want_openai`/`want_anthropic` select which
+/// provider key to decrypt (the request path needs one, never both);
+/// `with_mcp` whether MCP credentials are needed (only rewritten routes).
+///
+/// # Errors
+/// [`CryptoError::Open`] if any envelope fails (wrong `MASTER_KEY`, tampering).
+pub fn open_tenant(key: &MasterKey, tenant_id: &str, stored: &StoredTenant, want_openai: bool, want_anthropic: bool, with_mcp: bool) -> Result<Tenant, CryptoError> {
+    let open = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
+    let mut tenant = Tenant::default();
+    if want_openai {
+        tenant.openai_key = stored.openai_key.as_deref().map(|e| open(field_openai(), e)).transpose()?;
+    }
+    if want_anthropic {
+        tenant.anthropic_key = stored.anthropic_key.as_deref().map(|e| open(field_anthropic(), e)).transpose()?;
+    }
+    let mut servers = BTreeMap::new();
+    for (name, s) in stored.mcp_servers.iter().filter(|_| with_mcp) {
+        let auth = match &s.auth {
+            StoredAuth::None => McpAuth::None,
+            StoredAuth::Bearer { token } => McpAuth::Bearer(open(&field_token(name), token)?),
+            StoredAuth::Headers { headers } => McpAuth::Headers(
+                headers.iter().map(|(n, e)| Ok((n.clone(), open(&field_header(name, n), e)?))).collect::<Result<_, CryptoError>>()?,
+            ),
+        };
+        let require_approval = if s.require_approval == "always" { Approval::Always } else { Approval::Never };
+        servers.insert(name.clone(), McpServer { url: s.url.clone(), auth, allowed_tools: s.allowed_tools.clone(), require_approval });
+    }
+    tenant.mcp = McpPolicy { servers, allow_unmanaged: stored.allow_unmanaged_mcp_servers };
+    Ok(tenant)
+}
+
+/// Whether the stored tenant has a key for the provider, without decrypting it.
+#[must_use]
+pub fn has_provider_key(stored: &StoredTenant, provider: crate::providers::Provider) -> bool {
+    match provider {
+        crate::providers::Provider::OpenAi => stored.openai_key.is_some(),
+        crate::providers::Provider::Anthropic => stored.anthropic_key.is_some(),
+    }
+}
+
+/// The admin view of a tenant: the input shape, every secret `"[redacted]"`.
+#[must_use]
+pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut providers = Map::new();
+    if stored.openai_key.is_some() {
+        providers.insert("openai".into(), json!({ "api_key": REDACTED }));
+    }
+    if stored.anthropic_key.is_some() {
+        providers.insert("anthropic".into(), json!({ "api_key": REDACTED }));
+    }
+    let mut servers = Map::new();
+    for (name, s) in &stored.mcp_servers {
+        let auth = match &s.auth {
+            StoredAuth::None => json!({"type": "none"}),
+            StoredAuth::Bearer { .. } => json!({"type": "bearer", "token": REDACTED}),
+            StoredAuth::Headers { headers } => {
+                let h: Map<String, Value> = headers.iter().map(|(n, _)| (n.clone(), Value::from(REDACTED))).collect();
+                json!({"type": "headers", "headers": h})
+            }
+        };
+        let mut server = Map::new();
+        server.insert("url".into(), Value::from(s.url.clone()));
+        server.insert("auth".into(), auth);
+        if let Some(t) = &s.allowed_tools {
+            server.insert("allowed_tools".into(), json!(t));
+        }
+        server.insert("require_approval".into(), Value::from(s.require_approval.clone()));
+        servers.insert(name.clone(), Value::Object(server));
+    }
+    json!({
+        "id": tenant_id,
+        "providers": providers,
+        "mcp_servers": servers,
+        "allow_unmanaged_mcp_servers": stored.allow_unmanaged_mcp_servers,
+    })
+}
+
+/// A write the admin API must perform, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvOp {
+    Put { key: String, value: String },
+    Delete { key: String },
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    // Serializing these plain records cannot fail (string keys, no floats).
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn key_record(tenant_id: &str, entry: &KeyEntry, tenant: &StoredTenant) -> KvOp {
+    KvOp::Put {
+        key: gateway_key(&entry.sha256),
+        value: to_json(&GatewayKeyRecord {
+            v: RECORD_VERSION,
+            tenant_id: tenant_id.to_string(),
+            key_id: entry.id.clone(),
+            sha256: entry.sha256.clone(),
+            tenant: tenant.clone(),
+        }),
+    }
+}
+
+/// Writes for `PUT /admin/tenants/{id}`: the tenant record, then every key's
+/// denormalized copy. Keys survive a replace.
+#[must_use]
+pub fn plan_put_tenant(tenant_id: &str, existing: Option<TenantRecord>, tenant: StoredTenant, now: &str) -> (TenantRecord, Vec<KvOp>) {
+    let keys = existing.map(|r| r.keys).unwrap_or_default();
+    let record = TenantRecord { v: RECORD_VERSION, tenant, keys, updated_at: now.to_string() };
+    let mut ops = vec![KvOp::Put { key: tenant_key(tenant_id), value: to_json(&record) }];
+    ops.extend(record.keys.iter().map(|k| key_record(tenant_id, k, &record.tenant)));
+    (record, ops)
+}
+
+/// Writes for `DELETE /admin/tenants/{id}`: key records first, so no key
+/// outlives its tenant even if a later write fails.
+#[must_use]
+pub fn plan_delete_tenant(tenant_id: &str, existing: &TenantRecord) -> Vec<KvOp> {
+    let mut ops: Vec<KvOp> = existing.keys.iter().map(|k| KvOp::Delete { key: gateway_key(&k.sha256) }).collect();
+    ops.push(KvOp::Delete { key: tenant_key(tenant_id) });
+    ops
+}
+
+/// Writes for `POST /admin/tenants/{id}/keys`.
+#[must_use]
+pub fn plan_add_key(tenant_id: &str, mut record: TenantRecord, entry: KeyEntry, now: &str) -> Vec<KvOp> {
+    let key_op = key_record(tenant_id, &entry, &record.tenant);
+    record.keys.push(entry);
+    record.updated_at = now.to_string();
+    vec![key_op, KvOp::Put { key: tenant_key(tenant_id), value: to_json(&record) }]
+}
+
+/// Writes for `DELETE /admin/tenants/{id}/keys/{key_id}`; `None` if the key is not this tenant's.
+#[must_use]
+pub fn plan_remove_key(tenant_id: &str, mut record: TenantRecord, key_id: &str, now: &str) -> Option<Vec<KvOp>> {
+    let pos = record.keys.iter().position(|k| k.id == key_id)?;
+    let entry = record.keys.remove(pos);
+    record.updated_at = now.to_string();
+    Some(vec![KvOp::Delete { key: gateway_key(&entry.sha256) }, KvOp::Put { key: tenant_key(tenant_id), value: to_json(&record) }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::input::{parse_tenant, ParseOptions};
+    use base64::Engine;
+
+    fn master() -> MasterKey {
+        MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32])).unwrap()
+    }
+
+    const BODY: &str = r#"{"providers":{"openai":{"api_key":"sk-plain-openai"},"anthropic":{"api_key":"sk-ant-plain"}},
+        "mcp_servers":{"crm":{"url":"https://crm.example/mcp","auth":{"type":"bearer","token":"tok-plain"},"allowed_tools":["a"],"require_approval":"always"},
+        "files":{"url":"https://files.example/mcp","auth":{"type":"headers","headers":{"X-Api-Key":"hdr-plain"}}}}}"#;
+
+    #[test]
+    fn stored_form_holds_no_plaintext_and_round_trips() {
+        let k = master();
+        let t = parse_tenant(BODY.as_bytes(), ParseOptions::default()).unwrap();
+        let stored = seal_tenant(&k, "acme", &t).unwrap();
+        let json = serde_json::to_string(&stored).unwrap();
+        for plain in ["sk-plain-openai", "sk-ant-plain", "tok-plain", "hdr-plain"] {
+            assert!(!json.contains(plain));
+        }
+        let back = open_tenant(&k, "acme", &stored, true, false, true).unwrap();
+        assert_eq!(back.openai_key.unwrap().expose(), "sk-plain-openai");
+        assert!(back.anthropic_key.is_none());
+        assert_eq!(back.mcp.servers["crm"].require_approval, Approval::Always);
+        assert!(matches!(&back.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].1.expose() == "hdr-plain"));
+        // A record copied under another tenant id does not open.
+        assert!(open_tenant(&k, "evil", &stored, true, true, true).is_err());
+    }
+
+    #[test]
+    fn redacted_view_has_no_secrets() {
+        let k = master();
+        let t = parse_tenant(BODY.as_bytes(), ParseOptions::default()).unwrap();
+        let stored = seal_tenant(&k, "acme", &t).unwrap();
+        let view = redacted_view("acme", &stored).to_string();
+        assert!(!view.contains("v1:") && !view.contains("plain"));
+        assert!(view.contains(r#""X-Api-Key":"[redacted]""#));
+        assert!(view.contains(r#""api_key":"[redacted]""#));
+    }
+
+    #[test]
+    fn plans_keep_keys_and_tenant_in_step() {
+        let entry = KeyEntry { id: "key_1".into(), sha256: "ab".into(), created_at: "t".into() };
+        let (rec, ops) = plan_put_tenant("acme", None, StoredTenant::default(), "t0");
+        assert_eq!(ops.len(), 1);
+        let ops = plan_add_key("acme", rec.clone(), entry.clone(), "t1");
+        assert!(matches!(&ops[0], KvOp::Put { key, .. } if key == "gk:ab"));
+        let rec = TenantRecord { keys: vec![entry], ..rec };
+        let (_, ops) = plan_put_tenant("acme", Some(rec.clone()), StoredTenant::default(), "t2");
+        assert_eq!(ops.len(), 2, "replacing a tenant rewrites its key records");
+        assert!(plan_remove_key("acme", rec.clone(), "key_other", "t").is_none());
+        let ops = plan_remove_key("acme", rec.clone(), "key_1", "t").unwrap();
+        assert_eq!(ops[0], KvOp::Delete { key: "gk:ab".into() });
+        let ops = plan_delete_tenant("acme", &rec);
+        assert_eq!(ops, vec![KvOp::Delete { key: "gk:ab".into() }, KvOp::Delete { key: "tenant:acme".into() }]);
+    }
+
+    #[test]
+    fn storage_doc_lists_every_prefix() {
+        let doc = include_str!("../docs/storage-schema.md");
+        for p in PREFIXES {
+            assert!(doc.contains(&format!("`{p}")), "docs/storage-schema.md does not document {p}");
+        }
+    }
+}

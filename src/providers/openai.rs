@@ -1,0 +1,808 @@
+//! OpenAI Responses API request rewrite (contract: "Provider routes",
+//! `POST /openai/v1/responses`; wire format: provider-wire-formats §1.2).
+//!
+//! Completes every `tools[]` entry of `type: "mcp"` whose `server_label` names a
+//! managed server: `server_url`, credentials, `allowed_tools` and
+//! `require_approval`. Everything else is spliced through as the client's bytes.
+//! The rewrite never reads `input`, `previous_response_id` or `conversation`, so
+//! credentials are injected on follow-ups and approval turns alike. Error
+//! messages name fields and servers, never a credential.
+
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::config::{is_valid_name, Approval, McpAuth, McpPolicy, McpServer};
+use crate::error::GatewayError;
+use crate::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
+use crate::secret::Secret;
+
+/// Members of an `mcp` tool the gateway owns for a managed server.
+const OWNED_FIELDS: [&str; 5] = ["server_url", "headers", "authorization", "connector_id", "tunnel_id"];
+
+/// Result of a request rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    /// `None` ⇒ forward the original bytes unchanged.
+    pub body: Option<Vec<u8>>,
+    /// Managed server names injected, in request order.
+    pub injected: Vec<String>,
+}
+
+/// Rewrites a `POST /v1/responses` body for `policy`.
+///
+/// # Errors
+/// 400 for a body that fails [`json::check_strict`], a malformed `tools` array or
+/// `mcp` entry, an unknown label (unless unmanaged servers are allowed), a label
+/// used twice, or a client-sent field the gateway owns.
+pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, GatewayError> {
+    let mut top = json::strict_object(body)?;
+    let Some(tools) = top.get_raw_non_null("tools") else {
+        return Ok(Rewritten { body: None, injected: Vec::new() });
+    };
+    let items = array_of(tools, "tools")?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut injected: Vec<String> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if kind(item) != Kind::Object {
+            return Err(GatewayError::bad_param(format!("tools[{i}]"), format!("tools[{i}] must be an object.")));
+        }
+        let mut entry = Members::parse(item).map_err(|_| malformed(format!("tools[{i}]")))?;
+        let ty = entry.get_raw("type").and_then(as_str).ok_or_else(|| {
+            GatewayError::bad_param(format!("tools[{i}].type"), format!("tools[{i}].type must be a string."))
+        })?;
+        if ty != "mcp" {
+            out.push(Val::raw(item));
+            continue;
+        }
+        let label = entry.get_raw("server_label").and_then(as_str).ok_or_else(|| {
+            GatewayError::bad_param(
+                format!("tools[{i}].server_label"),
+                format!("tools[{i}].server_label must be a string."),
+            )
+        })?;
+        match policy.servers.get(label.as_ref()) {
+            Some(server) => {
+                if injected.iter().any(|l| *l == label) {
+                    return Err(GatewayError::bad_param(
+                        format!("tools[{i}].server_label"),
+                        format!("MCP server '{label}' appears in more than one tools entry."),
+                    ));
+                }
+                complete_mcp_tool(&mut entry, i, &label, server)?;
+                out.push(entry.to_val()?);
+                injected.push(label.into_owned());
+            }
+            None if policy.allow_unmanaged => out.push(Val::raw(item)),
+            None => return Err(unknown_server(&format!("tools[{i}].server_label"), &label)),
+        }
+    }
+    if injected.is_empty() {
+        return Ok(Rewritten { body: None, injected });
+    }
+    top.set("tools", json::write_array(&out));
+    Ok(Rewritten { body: Some(top.to_vec()?), injected })
+}
+
+/// Rejects client-owned fields, then fills in the server's URL, credentials,
+/// allowed tools and approval policy. Client members keep their order; new ones
+/// are appended.
+fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &McpServer) -> Result<(), GatewayError> {
+    for field in OWNED_FIELDS {
+        if entry.get_raw_non_null(field).is_some() {
+            return Err(GatewayError::bad_param(
+                format!("tools[{i}].{field}"),
+                format!("MCP server '{label}' is managed by the gateway; do not send {field}."),
+            ));
+        }
+        entry.remove(field);
+    }
+    let allowed = allowed_tools(entry.get_raw("allowed_tools"), server.allowed_tools.as_deref(), i)?;
+    let approval = require_approval(entry.get_raw("require_approval"), server.require_approval, i)?;
+    entry.push("server_url", Val::json(&server.url)?);
+    match &server.auth {
+        McpAuth::None => {}
+        McpAuth::Bearer(token) => entry.push("authorization", Val::json(token.expose())?),
+        McpAuth::Headers(headers) => entry.push("headers", Val::json(&HeaderMap(headers))?),
+    }
+    match allowed {
+        Some(v) => entry.set("allowed_tools", v),
+        None => {
+            entry.remove("allowed_tools");
+        }
+    }
+    entry.set("require_approval", approval);
+    Ok(())
+}
+
+/// Serializes header credentials in configured order.
+struct HeaderMap<'s>(&'s [(String, Secret)]);
+
+impl Serialize for HeaderMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, value)| (name, value.expose())))
+    }
+}
+
+/// A `{tool_names?: [string], read_only?: bool}` filter, checked.
+struct Filter<'a> {
+    members: Members<'a>,
+    tool_names: Option<Vec<Cow<'a, str>>>,
+}
+
+/// `param` names the member in the error; `path` is the filter's own path in the message.
+fn parse_filter<'a>(raw: &'a RawValue, param: &str, path: &str) -> Result<Filter<'a>, GatewayError> {
+    let bad = || {
+        GatewayError::bad_param(
+            param,
+            format!("{path} must be an object with optional tool_names (array of strings) and read_only (boolean)."),
+        )
+    };
+    if kind(raw) != Kind::Object {
+        return Err(bad());
+    }
+    let members = Members::parse(raw).map_err(|_| bad())?;
+    let mut tool_names = None;
+    for (key, value) in members.iter() {
+        let value = value.as_raw().ok_or_else(bad)?;
+        let is_null = kind(value) == Kind::Null;
+        match key {
+            "tool_names" if !is_null => tool_names = Some(as_str_array(value).ok_or_else(bad)?),
+            "read_only" if !is_null => {
+                as_bool(value).ok_or_else(bad)?;
+            }
+            "tool_names" | "read_only" => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(Filter { members, tool_names })
+}
+
+/// The effective `allowed_tools`: the client's choice narrowed to the tenant's list.
+/// `None` ⇒ omit the member.
+fn allowed_tools<'a>(
+    client: Option<&'a RawValue>,
+    tenant: Option<&[String]>,
+    i: usize,
+) -> Result<Option<Val<'a>>, GatewayError> {
+    let param = format!("tools[{i}].allowed_tools");
+    let client = client.filter(|v| kind(v) != Kind::Null);
+    let Some(client) = client else {
+        return tenant.map(Val::json).transpose();
+    };
+    let shape_error = || {
+        GatewayError::bad_param(
+            &param,
+            format!("{param} must be an array of strings or an object with optional tool_names and read_only."),
+        )
+    };
+    match kind(client) {
+        Kind::Array => {
+            let names = as_str_array(client).ok_or_else(shape_error)?;
+            match tenant {
+                None => Ok(Some(Val::raw(client))),
+                Some(t) => Val::json(&intersect(&names, t)).map(Some),
+            }
+        }
+        Kind::Object => {
+            let mut filter = parse_filter(client, &param, &param)?;
+            match tenant {
+                None => Ok(Some(Val::raw(client))),
+                Some(t) => {
+                    let names = filter.tool_names.as_ref().map_or_else(|| t.to_vec(), |c| intersect(c, t));
+                    filter.members.set("tool_names", Val::json(&names)?);
+                    filter.members.to_val().map(Some)
+                }
+            }
+        }
+        _ => Err(shape_error()),
+    }
+}
+
+/// The client's names that the tenant allows, in client order, without repeats.
+pub(crate) fn intersect(client: &[Cow<'_, str>], tenant: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in client {
+        if tenant.iter().any(|t| t == name) && !out.iter().any(|o| o == name) {
+            out.push(name.clone().into_owned());
+        }
+    }
+    out
+}
+
+/// The effective `require_approval`: the tenant's policy, or anything stricter the client asked for.
+fn require_approval<'a>(client: Option<&'a RawValue>, tenant: Approval, i: usize) -> Result<Val<'a>, GatewayError> {
+    let param = format!("tools[{i}].require_approval");
+    let client = client.filter(|v| kind(v) != Kind::Null);
+    if let Some(raw) = client {
+        check_approval(raw, &param)?;
+    }
+    match (tenant, client) {
+        (Approval::Always, _) => Val::json(Approval::Always.as_str()),
+        (Approval::Never, Some(raw)) => Ok(Val::raw(raw)),
+        (Approval::Never, None) => Val::json(Approval::Never.as_str()),
+    }
+}
+
+fn check_approval(raw: &RawValue, param: &str) -> Result<(), GatewayError> {
+    let bad = || {
+        GatewayError::bad_param(
+            param,
+            format!("{param} must be \"always\", \"never\" or an object with optional always and never filters."),
+        )
+    };
+    match kind(raw) {
+        Kind::String => match as_str(raw).as_deref() {
+            Some("always" | "never") => Ok(()),
+            _ => Err(bad()),
+        },
+        Kind::Object => {
+            let members = Members::parse(raw).map_err(|_| bad())?;
+            for (key, value) in members.iter() {
+                let value = value.as_raw().ok_or_else(bad)?;
+                match key {
+                    "always" | "never" if kind(value) == Kind::Null => {}
+                    "always" | "never" => {
+                        parse_filter(value, param, &format!("{param}.{key}"))?;
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            Ok(())
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Reads a member that must be an array (the caller has excluded `null`).
+pub(crate) fn array_of<'a>(raw: &'a RawValue, param: &str) -> Result<Vec<&'a RawValue>, GatewayError> {
+    if kind(raw) != Kind::Array {
+        return Err(GatewayError::bad_param(param, format!("{param} must be an array.")));
+    }
+    json::parse_array(raw).map_err(|_| malformed(param.to_owned()))
+}
+
+fn malformed(param: String) -> GatewayError {
+    let message = format!("{param} is malformed.");
+    GatewayError::bad_param(param, message)
+}
+
+/// 400 for an MCP entry naming a server the tenant has not configured. The name
+/// is echoed only when it is a plausible server name.
+pub(crate) fn unknown_server(param: &str, name: &str) -> GatewayError {
+    let field = param.rsplit('.').next().unwrap_or(param);
+    let message = if is_valid_name(name) {
+        format!("Unknown MCP server '{name}': {field} does not name a configured MCP server.")
+    } else {
+        format!("{field} does not name a configured MCP server.")
+    };
+    GatewayError::bad_param(param, message)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::json::test_support::{fixture_files, policy_from_json, raw_members};
+
+    fn server(url: &str, auth: McpAuth, allowed: Option<&[&str]>, approval: Approval) -> McpServer {
+        McpServer {
+            url: url.into(),
+            auth,
+            allowed_tools: allowed.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
+            require_approval: approval,
+        }
+    }
+
+    fn policy() -> McpPolicy {
+        let mut servers = BTreeMap::new();
+        servers.insert(
+            "crm".to_owned(),
+            server(
+                "https://crm.example/mcp",
+                McpAuth::Bearer(Secret::new("tok-crm-SECRET")),
+                Some(&["search", "read", "write"]),
+                Approval::Never,
+            ),
+        );
+        servers.insert(
+            "hdr".to_owned(),
+            server(
+                "https://hdr.example/mcp",
+                McpAuth::Headers(vec![
+                    ("X-Api-Key".into(), Secret::new("k1-SECRET")),
+                    ("X-Org".into(), Secret::new("org-7")),
+                ]),
+                None,
+                Approval::Always,
+            ),
+        );
+        servers.insert("open".to_owned(), server("https://open.example/mcp", McpAuth::None, None, Approval::Never));
+        McpPolicy { servers, allow_unmanaged: false }
+    }
+
+    fn permissive() -> McpPolicy {
+        McpPolicy { allow_unmanaged: true, ..policy() }
+    }
+
+    fn rw(body: &str) -> Rewritten {
+        rewrite_responses(body.as_bytes(), &policy()).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn out_text(body: &str) -> String {
+        String::from_utf8(rw(body).body.expect("rewritten")).unwrap()
+    }
+
+    fn out(body: &str) -> Value {
+        serde_json::from_str(&out_text(body)).unwrap()
+    }
+
+    fn err_with(body: &str, policy: &McpPolicy) -> (Option<String>, String) {
+        match rewrite_responses(body.as_bytes(), policy) {
+            Err(e @ GatewayError::BadRequest { .. }) => {
+                assert_eq!(e.wire().status, 400);
+                let GatewayError::BadRequest { param, message } = e else { unreachable!() };
+                assert!(!message.contains("SECRET"), "{message}");
+                (param, message)
+            }
+            other => panic!("expected 400 for {body}, got {other:?}"),
+        }
+    }
+
+    fn err(body: &str) -> (Option<String>, String) {
+        err_with(body, &policy())
+    }
+
+    fn param(body: &str) -> String {
+        err(body).0.unwrap_or_else(|| panic!("no param for {body}"))
+    }
+
+    #[test]
+    fn no_mcp_work_means_original_bytes() {
+        for body in [
+            r#"{"model":"m","input":"hi"}"#,
+            r#"{"model":"m","tools":null}"#,
+            r#"{"model":"m","tools":[]}"#,
+            r#"{"tools":[{"type":"function","name":"f","parameters":{}},{"type":"web_search"}]}"#,
+        ] {
+            assert_eq!(rw(body), Rewritten { body: None, injected: vec![] }, "{body}");
+        }
+        let unmanaged = r#"{"tools":[{"type":"mcp","server_label":"elsewhere","server_url":"https://x.example"}]}"#;
+        assert_eq!(rewrite_responses(unmanaged.as_bytes(), &permissive()).unwrap().body, None);
+    }
+
+    #[test]
+    fn rejects_bad_bodies_without_param() {
+        for body in ["[]", "{", "{\"a\":1,\"a\":2}", "\"x\"", ""] {
+            assert_eq!(err(body).0, None, "{body}");
+        }
+        let dup_in_tool = r#"{"tools":[{"type":"mcp","server_label":"crm","server_label":"other"}]}"#;
+        assert!(err(dup_in_tool).1.contains("Duplicate key \"server_label\""));
+        assert_eq!(rewrite_responses(b"{\"input\":\"\xff\"}", &policy()).unwrap_err().wire().status, 400);
+    }
+
+    #[test]
+    fn rejects_malformed_tools() {
+        assert_eq!(param(r#"{"tools":{}}"#), "tools");
+        assert_eq!(param(r#"{"tools":"mcp"}"#), "tools");
+        assert_eq!(param(r#"{"tools":[{"type":"function"},3]}"#), "tools[1]");
+        assert_eq!(param(r#"{"tools":[null]}"#), "tools[0]");
+        assert_eq!(param(r#"{"tools":[{"name":"f"}]}"#), "tools[0].type");
+        assert_eq!(param(r#"{"tools":[{"type":7}]}"#), "tools[0].type");
+        assert_eq!(param(r#"{"tools":[{"type":"mcp"}]}"#), "tools[0].server_label");
+        assert_eq!(param(r#"{"tools":[{"type":"mcp","server_label":null}]}"#), "tools[0].server_label");
+        assert_eq!(param(r#"{"tools":[{"type":"mcp","server_label":["crm"]}]}"#), "tools[0].server_label");
+    }
+
+    #[test]
+    fn bearer_server_is_completed_in_order() {
+        let body = r#"{"model":"gpt-4.1","tools":[{"type":"mcp","server_label":"crm","server_description":"CRM"}],"input":"hi"}"#;
+        assert_eq!(
+            out_text(body),
+            r#"{"model":"gpt-4.1","tools":[{"type":"mcp","server_label":"crm","server_description":"CRM","server_url":"https://crm.example/mcp","authorization":"tok-crm-SECRET","allowed_tools":["search","read","write"],"require_approval":"never"}],"input":"hi"}"#
+        );
+        assert_eq!(rw(body).injected, ["crm"]);
+    }
+
+    #[test]
+    fn header_server_gets_headers_and_always() {
+        let v = out(r#"{"tools":[{"type":"mcp","server_label":"hdr","require_approval":"never"}]}"#);
+        assert_eq!(
+            v["tools"][0],
+            json!({"type":"mcp","server_label":"hdr","require_approval":"always","server_url":"https://hdr.example/mcp",
+                   "headers":{"X-Api-Key":"k1-SECRET","X-Org":"org-7"}})
+        );
+        // Header order is the configured order.
+        let text = out_text(r#"{"tools":[{"type":"mcp","server_label":"hdr"}]}"#);
+        assert!(text.contains(r#""headers":{"X-Api-Key":"k1-SECRET","X-Org":"org-7"}"#), "{text}");
+    }
+
+    #[test]
+    fn server_without_auth_gets_no_credentials() {
+        let v = out(r#"{"tools":[{"type":"mcp","server_label":"open"}]}"#);
+        assert_eq!(
+            v["tools"][0],
+            json!({"type":"mcp","server_label":"open","server_url":"https://open.example/mcp","require_approval":"never"})
+        );
+    }
+
+    #[test]
+    fn owned_fields_are_rejected_and_nulls_dropped() {
+        for field in OWNED_FIELDS {
+            let body = format!(r#"{{"tools":[{{"type":"function"}},{{"type":"mcp","server_label":"crm","{field}":"x"}}]}}"#);
+            let (p, message) = err(&body);
+            assert_eq!(p.as_deref(), Some(format!("tools[1].{field}").as_str()));
+            assert_eq!(message, format!("MCP server 'crm' is managed by the gateway; do not send {field}."));
+        }
+        let (p, _) = err(r#"{"tools":[{"type":"mcp","server_label":"open","headers":{}}]}"#);
+        assert_eq!(p.as_deref(), Some("tools[0].headers"));
+        let v = out(
+            r#"{"tools":[{"type":"mcp","server_label":"open","server_url":null,"headers":null,"authorization":null,"connector_id":null,"tunnel_id":null}]}"#,
+        );
+        assert_eq!(
+            v["tools"][0],
+            json!({"type":"mcp","server_label":"open","server_url":"https://open.example/mcp","require_approval":"never"})
+        );
+    }
+
+    #[test]
+    fn unknown_labels() {
+        let (p, m) = err(r#"{"tools":[{"type":"mcp","server_label":"billing"}]}"#);
+        assert_eq!(p.as_deref(), Some("tools[0].server_label"));
+        assert_eq!(m, "Unknown MCP server 'billing': server_label does not name a configured MCP server.");
+        let long = "a".repeat(65);
+        for label in ["", long.as_str(), "crm\u{e9}", "../crm", "CRM ", "crm\n", "\u{202e}crm"] {
+            let body = serde_json::to_string(&json!({"tools":[{"type":"mcp","server_label":label}]})).unwrap();
+            let (p, m) = err(&body);
+            assert_eq!(p.as_deref(), Some("tools[0].server_label"));
+            assert_eq!(m, "server_label does not name a configured MCP server.", "{label:?}");
+        }
+        // Labels are case-sensitive and exact.
+        assert_eq!(param(r#"{"tools":[{"type":"mcp","server_label":"Crm"}]}"#), "tools[0].server_label");
+        // Allowed unmanaged entries pass untouched next to managed ones.
+        let body = r#"{"tools":[{"type":"mcp","server_label":"../x", "server_url":"https://x.example/mcp","headers":{"A":"b"}},{"type":"mcp","server_label":"crm"}]}"#;
+        let r = rewrite_responses(body.as_bytes(), &permissive()).unwrap();
+        let text = String::from_utf8(r.body.unwrap()).unwrap();
+        assert!(text.contains(r#"{"type":"mcp","server_label":"../x", "server_url":"https://x.example/mcp","headers":{"A":"b"}}"#));
+        assert_eq!(r.injected, ["crm"]);
+    }
+
+    #[test]
+    fn duplicate_managed_labels_are_rejected() {
+        let body = r#"{"tools":[{"type":"mcp","server_label":"crm"},{"type":"mcp","server_label":"open"},{"type":"mcp","server_label":"crm"}]}"#;
+        let (p, m) = err(body);
+        assert_eq!(p.as_deref(), Some("tools[2].server_label"));
+        assert!(m.contains("'crm'"));
+        // Unmanaged duplicates are the provider's business.
+        let body = r#"{"tools":[{"type":"mcp","server_label":"x"},{"type":"mcp","server_label":"x"}]}"#;
+        assert!(rewrite_responses(body.as_bytes(), &permissive()).unwrap().body.is_none());
+    }
+
+    fn allowed(client: &str) -> Value {
+        let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","allowed_tools":{client}}}]}}"#);
+        out(&body)["tools"][0]["allowed_tools"].clone()
+    }
+
+    #[test]
+    fn allowed_tools_are_intersected() {
+        assert_eq!(allowed(r#"["write","delete","search","write"]"#), json!(["write", "search"]));
+        assert_eq!(allowed(r#"["delete"]"#), json!([]));
+        assert_eq!(allowed("[]"), json!([]));
+        assert_eq!(allowed("null"), json!(["search", "read", "write"]));
+        assert_eq!(allowed(r#"{"read_only":true}"#), json!({"read_only":true,"tool_names":["search","read","write"]}));
+        assert_eq!(
+            allowed(r#"{"tool_names":["read","nope"],"read_only":false}"#),
+            json!({"tool_names":["read"],"read_only":false})
+        );
+        assert_eq!(allowed(r#"{"tool_names":null}"#), json!({"tool_names":["search","read","write"]}));
+        // Position of the client's member is kept.
+        let text = out_text(r#"{"tools":[{"allowed_tools":["read"],"type":"mcp","server_label":"crm"}]}"#);
+        assert!(text.contains(r#"[{"allowed_tools":["read"],"type":"mcp""#), "{text}");
+    }
+
+    #[test]
+    fn allowed_tools_without_tenant_list_pass_as_given() {
+        let text = out_text(r#"{"tools":[{"type":"mcp","server_label":"open","allowed_tools":{ "read_only" : true }}]}"#);
+        assert!(text.contains(r#""allowed_tools":{ "read_only" : true }"#), "{text}");
+        let v = out(r#"{"tools":[{"type":"mcp","server_label":"open","allowed_tools":null}]}"#);
+        assert!(v["tools"][0].get("allowed_tools").is_none());
+    }
+
+    #[test]
+    fn allowed_tools_shape_is_checked() {
+        for client in [
+            r#""search""#,
+            "1",
+            "true",
+            r#"["a",1]"#,
+            r#"[null]"#,
+            r#"{"tool_names":"a"}"#,
+            r#"{"tool_names":[1]}"#,
+            r#"{"read_only":"yes"}"#,
+            r#"{"mode":"all"}"#,
+            r#"{"mode":null}"#,
+        ] {
+            for label in ["crm", "open"] {
+                let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"{label}","allowed_tools":{client}}}]}}"#);
+                assert_eq!(param(&body), "tools[0].allowed_tools", "{body}");
+            }
+        }
+    }
+
+    fn approval(label: &str, client: &str) -> Value {
+        let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"{label}","require_approval":{client}}}]}}"#);
+        out(&body)["tools"][0]["require_approval"].clone()
+    }
+
+    #[test]
+    fn require_approval_is_clamped() {
+        // Tenant "always": whatever the client asks, "always".
+        for client in [r#""never""#, r#""always""#, "null", r#"{"never":{"tool_names":["x"]}}"#] {
+            assert_eq!(approval("hdr", client), json!("always"), "{client}");
+        }
+        // Tenant "never": the client's value is at least as strict.
+        assert_eq!(approval("crm", r#""always""#), json!("always"));
+        assert_eq!(approval("crm", r#""never""#), json!("never"));
+        assert_eq!(approval("crm", "null"), json!("never"));
+        let filter = r#"{"always":{"tool_names":["write"],"read_only":false},"never":{"read_only":true}}"#;
+        let text = out_text(&format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","require_approval":{filter}}}]}}"#));
+        assert!(text.contains(&format!(r#""require_approval":{filter}"#)), "{text}");
+        // Absent: explicit "never" (OpenAI's default would be "always").
+        assert_eq!(out(r#"{"tools":[{"type":"mcp","server_label":"crm"}]}"#)["tools"][0]["require_approval"], "never");
+    }
+
+    #[test]
+    fn require_approval_shape_is_checked() {
+        for client in [
+            r#""sometimes""#,
+            r#""ALWAYS""#,
+            "1",
+            "[]",
+            r#"{"maybe":{}}"#,
+            r#"{"always":"x"}"#,
+            r#"{"always":{"tool_names":"a"}}"#,
+            r#"{"never":{"extra":1}}"#,
+        ] {
+            for label in ["crm", "hdr"] {
+                let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"{label}","require_approval":{client}}}]}}"#);
+                assert_eq!(param(&body), "tools[0].require_approval", "{body}");
+            }
+        }
+        assert_eq!(approval("crm", r#"{"always":null,"never":{}}"#), json!({"always":null,"never":{}}));
+    }
+
+    #[test]
+    fn credentials_are_injected_on_follow_ups() {
+        let input = r#"[{"type":"mcp_approval_response","approval_request_id":"mcpr_1","approve":true},{"role":"user","content":"ok \u00e9"}]"#;
+        let body = format!(
+            r#"{{"model":"gpt-4.1","previous_response_id":"resp_123","input":{input},"tools":[{{"type":"mcp","server_label":"crm"}}]}}"#
+        );
+        let text = out_text(&body);
+        assert!(text.contains(&format!(r#""input":{input}"#)), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["tools"][0]["authorization"], "tok-crm-SECRET");
+        assert_eq!(v["tools"][0]["server_url"], "https://crm.example/mcp");
+        assert_eq!(v["previous_response_id"], "resp_123");
+        let conversation = r#"{"conversation":"conv_1","input":[],"tools":[{"type":"mcp","server_label":"hdr"}]}"#;
+        assert_eq!(out(conversation)["tools"][0]["headers"]["X-Api-Key"], "k1-SECRET");
+    }
+
+    #[test]
+    fn untouched_bytes_are_kept() {
+        let body = "{ \"temperature\" : 1.0000000000000000001 ,\n \"metadata\": {\"n\": \"\\u00e9\", \"k\" : [1, 2.50]},\n\
+            \"tools\": [ {\"type\":\"function\", \"name\":\"f\", \"strict\":true, \"x\": 1e5} , \
+            {\"type\":\"mcp\",\"server_label\":\"crm\",\"defer_loading\":true,\"future\":{\"a\": 1.50, \"b\":\"\\u00e9\"}} ],\
+            \"stream\":true }";
+        let text = out_text(body);
+        for fragment in [
+            r#""temperature":1.0000000000000000001"#,
+            r#""metadata":{"n": "\u00e9", "k" : [1, 2.50]}"#,
+            r#"{"type":"function", "name":"f", "strict":true, "x": 1e5}"#,
+            r#""defer_loading":true,"future":{"a": 1.50, "b":"\u00e9"}"#,
+            r#""stream":true}"#,
+        ] {
+            assert!(text.contains(fragment), "missing {fragment} in {text}");
+        }
+        let keys: Vec<_> = raw_members(text.as_bytes()).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["temperature", "metadata", "tools", "stream"]);
+        crate::json::check_strict(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn unicode_and_escaped_labels_match_after_unescaping() {
+        let v = out(r#"{"tools":[{"type":"mcp","server_label":"\u0063rm"}]}"#);
+        assert_eq!(v["tools"][0]["server_url"], "https://crm.example/mcp");
+        let v = out(r#"{"tools":[{"t\u0079pe":"mcp","server_label":"crm"}]}"#);
+        assert_eq!(v["tools"][0]["authorization"], "tok-crm-SECRET");
+    }
+
+    #[test]
+    fn deep_and_broken_inputs_do_not_crash() {
+        let deep = format!(r#"{{"input":{}{},"tools":[]}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(err(&deep).0, None);
+        let deep_tool = format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","x":{}}}]}}"#, "{\"a\":".repeat(5_000));
+        assert_eq!(err(&deep_tool).0, None);
+    }
+
+    // ---- golden fixtures ----
+
+    #[derive(serde::Deserialize)]
+    struct Fixture<'a> {
+        policy: Value,
+        #[serde(borrow)]
+        request: &'a RawValue,
+        expected: Option<Value>,
+        expected_error: Option<Value>,
+        injected: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn golden_fixtures() {
+        let files = fixture_files("openai");
+        assert!(files.len() >= 5, "fixtures missing");
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.display();
+            let fx: Fixture<'_> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let policy = policy_from_json(&fx.policy);
+            let request = fx.request.get().as_bytes();
+            let result = rewrite_responses(request, &policy);
+            if let Some(want) = fx.expected_error {
+                let e = result.expect_err(&format!("{name}: expected an error"));
+                let GatewayError::BadRequest { param, .. } = e else { panic!("{name}: {e:?}") };
+                assert_eq!(json!(param), want["param"], "{name}");
+                continue;
+            }
+            let result = result.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let expected = fx.expected.unwrap_or_else(|| panic!("{name}: no expected"));
+            let output = result.body.clone().unwrap_or_else(|| request.to_vec());
+            let got: Value = serde_json::from_slice(&output).unwrap();
+            assert_eq!(got, expected, "{name}");
+            if let Some(injected) = fx.injected {
+                assert_eq!(result.injected, injected, "{name}");
+            }
+            assert_verbatim(request, &output, &expected, &name.to_string());
+        }
+    }
+
+    /// Every top-level member but `tools`, and every `tools` entry the expected
+    /// output keeps unchanged, appear in the output with their exact bytes.
+    pub(crate) fn assert_verbatim(request: &[u8], output: &[u8], expected: &Value, name: &str) {
+        let out_members = raw_members(output);
+        for (key, raw) in raw_members(request) {
+            if key == "tools" || key == "mcp_servers" {
+                let entries: Vec<&RawValue> = serde_json::from_str(&raw).unwrap_or_default();
+                let kept = expected[&key].as_array().cloned().unwrap_or_default();
+                let out_text = &out_members.iter().find(|(k, _)| *k == key).unwrap().1;
+                for entry in entries {
+                    let v: Value = serde_json::from_str(entry.get()).unwrap();
+                    if kept.contains(&v) {
+                        assert!(out_text.contains(entry.get()), "{name}: {key} entry {} not verbatim", entry.get());
+                    }
+                }
+                continue;
+            }
+            let got = out_members.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+            assert_eq!(got, Some(&raw), "{name}: member {key} not verbatim");
+        }
+    }
+
+    // ---- property test ----
+
+    mod property {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::json::test_support::{arb_members, arb_value, ws};
+
+        fn arb_mcp_entry() -> impl Strategy<Value = String> {
+            let label = prop_oneof![
+                3 => Just("\"crm\""),
+                3 => Just("\"hdr\""),
+                3 => Just("\"open\""),
+                1 => Just("\"other\""),
+                1 => Just("\"../x\""),
+                1 => Just("\"\""),
+                1 => Just("7"),
+                2 => Just("\"\\u0063rm\""),
+            ];
+            let allowed = prop_oneof![
+                3 => Just(None),
+                3 => Just(Some(r#"["search","x"]"#)),
+                3 => Just(Some(r#"{"tool_names":["read"],"read_only":true}"#)),
+                2 => Just(Some("null")),
+                1 => Just(Some("3")),
+            ];
+            let approval = prop_oneof![
+                3 => Just(None),
+                3 => Just(Some(r#""never""#)),
+                3 => Just(Some(r#""always""#)),
+                3 => Just(Some(r#"{"never":{"read_only":true}}"#)),
+                1 => Just(Some(r#""bad""#)),
+            ];
+            let owned = prop_oneof![
+                10 => Just(None),
+                1 => Just(Some(r#""server_url":"https://evil.example""#)),
+                2 => Just(Some(r#""authorization":null"#)),
+            ];
+            (label, allowed, approval, owned, arb_members(2)).prop_map(|(label, allowed, approval, owned, extra)| {
+                let mut parts = vec![r#""type":"mcp""#.to_owned(), format!(r#""server_label":{label}"#)];
+                parts.extend(allowed.map(|a| format!(r#""allowed_tools":{a}"#)));
+                parts.extend(approval.map(|a| format!(r#""require_approval":{a}"#)));
+                parts.extend(owned.map(str::to_owned));
+                parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\":{v}")));
+                format!("{{{}}}", parts.join(","))
+            })
+        }
+
+        fn arb_other_entry() -> impl Strategy<Value = String> {
+            (prop_oneof![Just("function"), Just("web_search"), Just("mcp_like")], arb_members(3)).prop_map(|(ty, extra)| {
+                let mut parts = vec![format!(r#""type" : "{ty}""#)];
+                parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\": {v}")));
+                format!("{{ {} }}", parts.join(" , "))
+            })
+        }
+
+        fn arb_body() -> impl Strategy<Value = String> {
+            let entry = prop_oneof![8 => arb_mcp_entry(), 6 => arb_other_entry(), 1 => arb_value()];
+            let tools = prop_oneof![
+                1 => Just(None),
+                1 => Just(Some("null".to_owned())),
+                12 => prop::collection::vec(entry, 0..5).prop_map(|e| Some(format!("[{}]", e.join(", ")))),
+            ];
+            (arb_members(4), tools, 0..5usize, ws()).prop_map(|(members, tools, at, space)| {
+                let mut parts: Vec<String> = members.into_iter().map(|(k, v)| format!("\"m{k}\"{space}:{v}")).collect();
+                if let Some(t) = tools {
+                    parts.insert(at.min(parts.len()), format!("\"tools\":{space}{t}"));
+                }
+                format!("{space}{{{}}}{space}", parts.join(","))
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn rewrite_never_panics_and_keeps_bytes(body in arb_body(), allow in any::<bool>()) {
+                let policy = McpPolicy { allow_unmanaged: allow, ..policy() };
+                let Ok(result) = rewrite_responses(body.as_bytes(), &policy) else { return Ok(()) };
+                let Some(output) = result.body else { return Ok(()) };
+                crate::json::check_strict(&output).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                let ins = raw_members(body.as_bytes());
+                let outs = raw_members(&output);
+                prop_assert_eq!(ins.len(), outs.len());
+                for ((ki, vi), (ko, vo)) in ins.iter().zip(&outs) {
+                    prop_assert_eq!(ki, ko);
+                    if ki != "tools" {
+                        prop_assert_eq!(vi, vo);
+                    }
+                }
+                let tools_in = &ins.iter().find(|(k, _)| k == "tools").unwrap().1;
+                let tools_out = &outs.iter().find(|(k, _)| k == "tools").unwrap().1;
+                let entries_in: Vec<&RawValue> = serde_json::from_str(tools_in).unwrap();
+                let entries_out: Vec<&RawValue> = serde_json::from_str(tools_out).unwrap();
+                prop_assert_eq!(entries_in.len(), entries_out.len());
+                for (a, b) in entries_in.iter().zip(&entries_out) {
+                    let va: Value = serde_json::from_str(a.get()).unwrap();
+                    let managed = va["type"] == "mcp"
+                        && va["server_label"].as_str().is_some_and(|l| policy.servers.contains_key(l));
+                    if managed {
+                        let vb: Value = serde_json::from_str(b.get()).unwrap();
+                        let label = va["server_label"].as_str().unwrap();
+                        prop_assert_eq!(&vb["server_url"], &json!(policy.servers[label].url));
+                    } else {
+                        prop_assert_eq!(a.get(), b.get());
+                    }
+                }
+            }
+        }
+    }
+}

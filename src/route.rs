@@ -1,0 +1,207 @@
+//! Pure routing: method + path → [`Route`]. Unknown paths and wrong methods
+//! become the contract's JSON errors, never the runtime's plain text.
+
+use crate::config::is_valid_name;
+use crate::error::{GatewayError, Shape};
+use crate::providers::Provider;
+
+/// Which body rewrite a provider route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// OpenAI `POST /v1/responses`: `tools[type=mcp]`.
+    Responses,
+    /// Anthropic `POST /v1/messages` and `/v1/messages/count_tokens`: `mcp_servers[]`.
+    Messages,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRoute {
+    /// `/admin/tenants/{id}`: PUT, GET, DELETE.
+    Tenant { tenant: String },
+    /// `/admin/tenants/{id}/keys`: POST, GET.
+    Keys { tenant: String },
+    /// `/admin/tenants/{id}/keys/{key_id}`: DELETE.
+    Key { tenant: String, key_id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Other,
+}
+
+impl Method {
+    #[must_use]
+    pub fn parse(m: &str) -> Self {
+        match m {
+            "GET" => Self::Get,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "DELETE" => Self::Delete,
+            _ => Self::Other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Admin { route: AdminRoute, method: Method },
+    /// Anything under `/openai/v1/` or `/anthropic/v1/`. `upstream_path`
+    /// starts with `/v1/`; the query string is appended by the shell.
+    Provider { provider: Provider, upstream_path: String, rewrite: Option<Rewrite> },
+}
+
+/// The error shape of a path, for errors raised before or during routing.
+#[must_use]
+pub fn shape_of(path: &str) -> Shape {
+    if path == "/anthropic" || path.starts_with("/anthropic/") {
+        Shape::Anthropic
+    } else {
+        Shape::OpenAi
+    }
+}
+
+/// A path segment that is a dot segment (also percent-encoded) or hides a
+/// slash or backslash could step out of `/v1/` upstream.
+fn is_unsafe_segment(seg: &str) -> bool {
+    let lower = seg.to_ascii_lowercase();
+    let decoded_dots = lower.replace("%2e", ".");
+    decoded_dots == "." || decoded_dots == ".." || lower.contains("%2f") || lower.contains("%5c") || seg.contains('\\')
+}
+
+/// Classifies a request.
+///
+/// # Errors
+/// 404 for unknown or unsafe paths, 405 for wrong methods, 400 for invalid tenant ids.
+pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
+    let m = Method::parse(method);
+    if path.split('/').any(is_unsafe_segment) {
+        return Err(GatewayError::not_found());
+    }
+    if path == "/healthz" {
+        return match m {
+            Method::Get => Ok(Route::Health),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
+        };
+    }
+    for provider in [Provider::OpenAi, Provider::Anthropic] {
+        let prefix = match provider {
+            Provider::OpenAi => "/openai",
+            Provider::Anthropic => "/anthropic",
+        };
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if !rest.starts_with("/v1/") || rest.len() == "/v1/".len() {
+                return Err(GatewayError::not_found());
+            }
+            let rewrite = match (provider, m, rest) {
+                (Provider::OpenAi, Method::Post, "/v1/responses") => Some(Rewrite::Responses),
+                (Provider::Anthropic, Method::Post, "/v1/messages" | "/v1/messages/count_tokens") => Some(Rewrite::Messages),
+                _ => None,
+            };
+            return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
+        }
+    }
+    if let Some(rest) = path.strip_prefix("/admin/tenants/") {
+        return classify_admin(m, rest);
+    }
+    Err(GatewayError::not_found())
+}
+
+fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let tenant = (*parts.first().unwrap_or(&"")).to_string();
+    let (route, allowed): (AdminRoute, &'static str) = match parts.as_slice() {
+        [_] => (AdminRoute::Tenant { tenant: tenant.clone() }, "GET, PUT, DELETE"),
+        [_, "keys"] => (AdminRoute::Keys { tenant: tenant.clone() }, "GET, POST"),
+        [_, "keys", key_id] if !key_id.is_empty() => (AdminRoute::Key { tenant: tenant.clone(), key_id: (*key_id).to_string() }, "DELETE"),
+        _ => return Err(GatewayError::not_found()),
+    };
+    let ok = match (&route, m) {
+        (AdminRoute::Tenant { .. }, Method::Get | Method::Put | Method::Delete)
+        | (AdminRoute::Keys { .. }, Method::Get | Method::Post)
+        | (AdminRoute::Key { .. }, Method::Delete) => true,
+        (AdminRoute::Tenant { .. } | AdminRoute::Keys { .. } | AdminRoute::Key { .. }, _) => false,
+    };
+    if !ok {
+        return Err(GatewayError::MethodNotAllowed { allowed });
+    }
+    if !is_valid_name(&tenant) {
+        return Err(GatewayError::bad_param("tenant_id", "tenant_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'."));
+    }
+    Ok(Route::Admin { route, method: m })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(m: &str, p: &str) -> u16 {
+        classify(m, p).map_or_else(|e| e.wire().status, |_| 200)
+    }
+
+    #[test]
+    fn provider_routes() {
+        assert_eq!(
+            classify("POST", "/openai/v1/responses").unwrap(),
+            Route::Provider { provider: Provider::OpenAi, upstream_path: "/v1/responses".into(), rewrite: Some(Rewrite::Responses) }
+        );
+        assert_eq!(
+            classify("GET", "/openai/v1/responses/resp_1").unwrap(),
+            Route::Provider { provider: Provider::OpenAi, upstream_path: "/v1/responses/resp_1".into(), rewrite: None }
+        );
+        assert!(matches!(classify("POST", "/anthropic/v1/messages/count_tokens").unwrap(), Route::Provider { rewrite: Some(Rewrite::Messages), .. }));
+        assert!(matches!(classify("GET", "/anthropic/v1/messages").unwrap(), Route::Provider { rewrite: None, .. }));
+        assert!(matches!(classify("POST", "/openai/v1/chat/completions").unwrap(), Route::Provider { rewrite: None, .. }));
+    }
+
+    #[test]
+    fn unknown_and_unsafe_paths_are_404() {
+        for p in [
+            "/",
+            "/openai",
+            "/openai/v1",
+            "/openai/v1/",
+            "/openai/v2/models",
+            "/openaiv1/models",
+            "/openai/v1/../admin",
+            "/openai/v1/%2e%2e/x",
+            "/openai/v1/a%2Fb",
+            "/openai/v1/a%5cb",
+            "/anthropic/v1/.%2E/x",
+            "/admin",
+            "/admin/tenants/a/b",
+            "/admin/tenants/a/keys/k/x",
+        ] {
+            assert_eq!(status("GET", p), 404, "{p}");
+        }
+    }
+
+    #[test]
+    fn methods() {
+        assert_eq!(status("POST", "/healthz"), 405);
+        assert_eq!(status("GET", "/healthz"), 200);
+        assert_eq!(status("PATCH", "/admin/tenants/acme"), 405);
+        assert_eq!(status("POST", "/admin/tenants/acme"), 405);
+        assert_eq!(status("PUT", "/admin/tenants/acme/keys"), 405);
+        assert_eq!(status("GET", "/admin/tenants/acme/keys/key_1"), 405);
+        assert_eq!(status("DELETE", "/admin/tenants/acme/keys/key_1"), 200);
+    }
+
+    #[test]
+    fn tenant_ids_are_checked() {
+        assert_eq!(status("PUT", "/admin/tenants/a%20b"), 400);
+        assert_eq!(status("PUT", &format!("/admin/tenants/{}", "a".repeat(65))), 400);
+        assert_eq!(status("PUT", "/admin/tenants/Acme_1-x"), 200);
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(shape_of("/anthropic/v1/messages"), Shape::Anthropic);
+        assert_eq!(shape_of("/openai/v1/x"), Shape::OpenAi);
+        assert_eq!(shape_of("/admin/tenants/x"), Shape::OpenAi);
+    }
+}

@@ -1,0 +1,34 @@
+//! Thin adapter over the `GATEWAY_KV` binding. Keys come from `kv_schema` only.
+
+use serde::de::DeserializeOwned;
+use worker::{kv::KvStore, Env};
+
+use crate::error::GatewayError;
+use crate::kv_schema::KvOp;
+
+pub fn store(env: &Env) -> Result<KvStore, GatewayError> {
+    env.kv(super::env::KV_BINDING).map_err(|_| super::internal("KV binding GATEWAY_KV is missing"))
+}
+
+pub async fn get_json<T: DeserializeOwned>(kv: &KvStore, key: &str) -> Result<Option<T>, GatewayError> {
+    let text = kv.get(key).text().await.map_err(|_| super::internal("KV read failed"))?;
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t).map(Some).map_err(|_| super::internal("KV record does not parse")),
+    }
+}
+
+pub async fn apply(kv: &KvStore, ops: Vec<KvOp>) -> Result<(), GatewayError> {
+    for op in ops {
+        match op {
+            KvOp::Put { key, value } => kv
+                .put(&key, value)
+                .map_err(|_| super::internal("KV write failed"))?
+                .execute()
+                .await
+                .map_err(|_| super::internal("KV write failed"))?,
+            KvOp::Delete { key } => kv.delete(&key).await.map_err(|_| super::internal("KV delete failed"))?,
+        }
+    }
+    Ok(())
+}
