@@ -16,7 +16,10 @@ pub enum GatewayError {
     /// Missing or unknown gateway key (or admin token).
     Unauthenticated { message: String },
     /// Malformed body, wrong field types, unknown MCP server, client-owned credentials.
-    BadRequest { message: String, param: Option<String> },
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
     /// Body over `MAX_BODY_BYTES`.
     PayloadTooLarge { limit: u64 },
     /// The tenant has no API key for the route's provider.
@@ -62,32 +65,76 @@ impl From<Provider> for Shape {
 
 impl GatewayError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into(), param: None }
+        Self::BadRequest {
+            message: message.into(),
+            param: None,
+        }
     }
 
     pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into(), param: Some(param.into()) }
+        Self::BadRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
     }
 
     pub fn not_found() -> Self {
-        Self::NotFound { message: "Unknown route.".into() }
+        Self::NotFound {
+            message: "Unknown route.".into(),
+        }
     }
 
     /// The contract's error table.
     #[must_use]
     pub fn wire(&self) -> Wire {
         let (status, openai_type, openai_code, anthropic_type, should_retry) = match self {
-            Self::Unauthenticated { .. } => (401, "invalid_request_error", Some("invalid_api_key"), "authentication_error", Some(false)),
-            Self::BadRequest { .. } => (400, "invalid_request_error", None, "invalid_request_error", Some(false)),
-            Self::PayloadTooLarge { .. } => (413, "invalid_request_error", None, "request_too_large", Some(false)),
-            Self::NoProviderKey(_) => (403, "permission_error", None, "permission_error", Some(false)),
+            Self::Unauthenticated { .. } => (
+                401,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                "authentication_error",
+                Some(false),
+            ),
+            Self::BadRequest { .. } => (
+                400,
+                "invalid_request_error",
+                None,
+                "invalid_request_error",
+                Some(false),
+            ),
+            Self::PayloadTooLarge { .. } => (
+                413,
+                "invalid_request_error",
+                None,
+                "request_too_large",
+                Some(false),
+            ),
+            Self::NoProviderKey(_) => (
+                403,
+                "permission_error",
+                None,
+                "permission_error",
+                Some(false),
+            ),
             Self::NotFound { .. } => (404, "not_found_error", None, "not_found_error", Some(false)),
-            Self::MethodNotAllowed { .. } => (405, "invalid_request_error", None, "invalid_request_error", Some(false)),
+            Self::MethodNotAllowed { .. } => (
+                405,
+                "invalid_request_error",
+                None,
+                "invalid_request_error",
+                Some(false),
+            ),
             Self::UpstreamUnreachable { .. } => (502, "api_error", None, "api_error", None),
             Self::UpstreamTimeout { .. } => (504, "api_error", None, "api_error", None),
             Self::Internal { .. } => (500, "api_error", None, "api_error", None),
         };
-        Wire { status, openai_type, openai_code, anthropic_type, should_retry }
+        Wire {
+            status,
+            openai_type,
+            openai_code,
+            anthropic_type,
+            should_retry,
+        }
     }
 
     /// The caller-facing message.
@@ -97,9 +144,16 @@ impl GatewayError {
             Self::Unauthenticated { message }
             | Self::BadRequest { message, .. }
             | Self::NotFound { message } => message.clone(),
-            Self::PayloadTooLarge { limit } => format!("Request body is larger than the gateway's limit of {limit} bytes."),
-            Self::NoProviderKey(p) => format!("This tenant has no API key configured for provider '{}'.", p.name()),
-            Self::MethodNotAllowed { allowed } => format!("Method not allowed on this route; allowed: {allowed}."),
+            Self::PayloadTooLarge { limit } => {
+                format!("Request body is larger than the gateway's limit of {limit} bytes.")
+            }
+            Self::NoProviderKey(p) => format!(
+                "This tenant has no API key configured for provider '{}'.",
+                p.name()
+            ),
+            Self::MethodNotAllowed { allowed } => {
+                format!("Method not allowed on this route; allowed: {allowed}.")
+            }
             Self::UpstreamUnreachable { what } => format!("Could not reach {what}."),
             Self::UpstreamTimeout { what } => format!("{what} did not answer in time."),
             Self::Internal { .. } => "The gateway hit an internal error.".into(),
@@ -129,11 +183,19 @@ impl GatewayError {
         let message = self.message();
         let value = match shape {
             Shape::OpenAi => serde_json::to_vec(&OpenAiBody {
-                error: OpenAiError { message: &message, r#type: wire.openai_type, param: self.param(), code: wire.openai_code },
+                error: OpenAiError {
+                    message: &message,
+                    r#type: wire.openai_type,
+                    param: self.param(),
+                    code: wire.openai_code,
+                },
             }),
             Shape::Anthropic => serde_json::to_vec(&AnthropicBody {
                 r#type: "error",
-                error: AnthropicError { r#type: wire.anthropic_type, message: &message },
+                error: AnthropicError {
+                    r#type: wire.anthropic_type,
+                    message: &message,
+                },
             }),
         };
         value.unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"api_error","param":null,"code":null}}"#.to_vec())
@@ -183,22 +245,35 @@ mod tests {
 
     fn all() -> Vec<GatewayError> {
         vec![
-            GatewayError::Unauthenticated { message: "m".into() },
+            GatewayError::Unauthenticated {
+                message: "m".into(),
+            },
             GatewayError::bad_param("tools[0]", "bad"),
             GatewayError::PayloadTooLarge { limit: 10 },
             GatewayError::NoProviderKey(Provider::Anthropic),
             GatewayError::not_found(),
             GatewayError::MethodNotAllowed { allowed: "GET" },
-            GatewayError::UpstreamUnreachable { what: "the provider".into() },
-            GatewayError::UpstreamTimeout { what: "the provider".into() },
-            GatewayError::Internal { message: "x".into() },
+            GatewayError::UpstreamUnreachable {
+                what: "the provider".into(),
+            },
+            GatewayError::UpstreamTimeout {
+                what: "the provider".into(),
+            },
+            GatewayError::Internal {
+                message: "x".into(),
+            },
         ]
     }
 
     #[test]
     fn table_matches_contract() {
-        let got: Vec<(u16, &str, &str)> =
-            all().iter().map(|e| { let w = e.wire(); (w.status, w.openai_type, w.anthropic_type) }).collect();
+        let got: Vec<(u16, &str, &str)> = all()
+            .iter()
+            .map(|e| {
+                let w = e.wire();
+                (w.status, w.openai_type, w.anthropic_type)
+            })
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -218,7 +293,10 @@ mod tests {
 
     #[test]
     fn openai_shape_has_all_four_keys() {
-        let v: Value = serde_json::from_slice(&GatewayError::bad_param("tools[1].server_url", "no").body(Shape::OpenAi)).unwrap();
+        let v: Value = serde_json::from_slice(
+            &GatewayError::bad_param("tools[1].server_url", "no").body(Shape::OpenAi),
+        )
+        .unwrap();
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "tools[1].server_url");
         assert!(v["error"]["code"].is_null());
@@ -227,7 +305,10 @@ mod tests {
 
     #[test]
     fn anthropic_shape() {
-        let v: Value = serde_json::from_slice(&GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic)).unwrap();
+        let v: Value = serde_json::from_slice(
+            &GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic),
+        )
+        .unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "request_too_large");
     }
@@ -236,7 +317,10 @@ mod tests {
     fn client_faults_say_do_not_retry() {
         for e in all() {
             let w = e.wire();
-            let no_retry = e.headers().iter().any(|(k, v)| *k == "x-should-retry" && v == "false");
+            let no_retry = e
+                .headers()
+                .iter()
+                .any(|(k, v)| *k == "x-should-retry" && v == "false");
             assert_eq!(no_retry, w.status < 500, "{e:?}");
         }
     }

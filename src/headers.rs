@@ -34,7 +34,12 @@ fn dropped_up(name: &str) -> bool {
 /// `cf-*` and both credential headers, plus the tenant's provider key in
 /// the header that provider expects. `beta` replaces `anthropic-beta` when set.
 #[must_use]
-pub fn upstream_request_headers(client: &[(String, String)], provider: Provider, key: &Secret, beta: Option<&str>) -> Vec<(String, String)> {
+pub fn upstream_request_headers(
+    client: &[(String, String)],
+    provider: Provider,
+    key: &Secret,
+    beta: Option<&str>,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = client
         .iter()
         .filter(|(n, _)| !dropped_up(n))
@@ -66,7 +71,10 @@ pub fn client_response_headers(upstream: &[(String, String)]) -> Vec<(String, St
 /// First value of a header (names are lowercase).
 #[must_use]
 pub fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -74,7 +82,10 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| ((*a).to_string(), (*b).to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+            .collect()
     }
 
     #[test]
@@ -91,12 +102,16 @@ mod tests {
             ("host", "gw"),
             ("content-type", "application/json"),
         ]);
-        let up = upstream_request_headers(&client, Provider::Anthropic, &Secret::new("sk-ant"), None);
+        let up =
+            upstream_request_headers(&client, Provider::Anthropic, &Secret::new("sk-ant"), None);
         assert!(up.iter().all(|(_, v)| !v.contains("mgk_gateway")));
         assert_eq!(get(&up, "x-api-key"), Some("sk-ant"));
         assert_eq!(get(&up, "authorization"), None);
         assert_eq!(get(&up, "anthropic-version"), Some("2023-06-01"));
-        assert_eq!(up.iter().filter(|(n, _)| n == "anthropic-version").count(), 1);
+        assert_eq!(
+            up.iter().filter(|(n, _)| n == "anthropic-version").count(),
+            1
+        );
         assert_eq!(get(&up, "x-stainless-lang"), Some("python"));
         assert_eq!(get(&up, "openai-beta"), Some("responses_multi_agent=v1"));
         for gone in ["cf-connecting-ip", "connection", "content-length", "host"] {
@@ -110,7 +125,12 @@ mod tests {
     #[test]
     fn beta_is_set_not_appended() {
         let client = h(&[("anthropic-beta", "foo")]);
-        let up = upstream_request_headers(&client, Provider::Anthropic, &Secret::new("k"), Some("foo,mcp-client-2025-11-20"));
+        let up = upstream_request_headers(
+            &client,
+            Provider::Anthropic,
+            &Secret::new("k"),
+            Some("foo,mcp-client-2025-11-20"),
+        );
         let betas: Vec<_> = up.iter().filter(|(n, _)| n == "anthropic-beta").collect();
         assert_eq!(betas.len(), 1);
         assert_eq!(betas[0].1, "foo,mcp-client-2025-11-20");
@@ -128,6 +148,14 @@ mod tests {
             ("x-should-retry", "true"),
         ]);
         let out = client_response_headers(&up);
-        assert_eq!(out, h(&[("content-type", "text/event-stream"), ("x-request-id", "req_1"), ("retry-after", "3"), ("x-should-retry", "true")]));
+        assert_eq!(
+            out,
+            h(&[
+                ("content-type", "text/event-stream"),
+                ("x-request-id", "req_1"),
+                ("retry-after", "3"),
+                ("x-should-retry", "true")
+            ])
+        );
     }
 }

@@ -49,10 +49,17 @@ impl Method {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
-    Admin { route: AdminRoute, method: Method },
+    Admin {
+        route: AdminRoute,
+        method: Method,
+    },
     /// Anything under `/openai/v1/` or `/anthropic/v1/`. `upstream_path`
     /// starts with `/v1/`; the query string is appended by the shell.
-    Provider { provider: Provider, upstream_path: String, rewrite: Option<Rewrite> },
+    Provider {
+        provider: Provider,
+        upstream_path: String,
+        rewrite: Option<Rewrite>,
+    },
 }
 
 /// The error shape of a path, for errors raised before or during routing.
@@ -70,7 +77,11 @@ pub fn shape_of(path: &str) -> Shape {
 fn is_unsafe_segment(seg: &str) -> bool {
     let lower = seg.to_ascii_lowercase();
     let decoded_dots = lower.replace("%2e", ".");
-    decoded_dots == "." || decoded_dots == ".." || lower.contains("%2f") || lower.contains("%5c") || seg.contains('\\')
+    decoded_dots == "."
+        || decoded_dots == ".."
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || seg.contains('\\')
 }
 
 /// Classifies a request.
@@ -99,10 +110,18 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             }
             let rewrite = match (provider, m, rest) {
                 (Provider::OpenAi, Method::Post, "/v1/responses") => Some(Rewrite::Responses),
-                (Provider::Anthropic, Method::Post, "/v1/messages" | "/v1/messages/count_tokens") => Some(Rewrite::Messages),
+                (
+                    Provider::Anthropic,
+                    Method::Post,
+                    "/v1/messages" | "/v1/messages/count_tokens",
+                ) => Some(Rewrite::Messages),
                 _ => None,
             };
-            return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
+            return Ok(Route::Provider {
+                provider,
+                upstream_path: rest.to_string(),
+                rewrite,
+            });
         }
     }
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
@@ -115,9 +134,25 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
     let parts: Vec<&str> = rest.split('/').collect();
     let tenant = (*parts.first().unwrap_or(&"")).to_string();
     let (route, allowed): (AdminRoute, &'static str) = match parts.as_slice() {
-        [_] => (AdminRoute::Tenant { tenant: tenant.clone() }, "GET, PUT, DELETE"),
-        [_, "keys"] => (AdminRoute::Keys { tenant: tenant.clone() }, "GET, POST"),
-        [_, "keys", key_id] if !key_id.is_empty() => (AdminRoute::Key { tenant: tenant.clone(), key_id: (*key_id).to_string() }, "DELETE"),
+        [_] => (
+            AdminRoute::Tenant {
+                tenant: tenant.clone(),
+            },
+            "GET, PUT, DELETE",
+        ),
+        [_, "keys"] => (
+            AdminRoute::Keys {
+                tenant: tenant.clone(),
+            },
+            "GET, POST",
+        ),
+        [_, "keys", key_id] if !key_id.is_empty() => (
+            AdminRoute::Key {
+                tenant: tenant.clone(),
+                key_id: (*key_id).to_string(),
+            },
+            "DELETE",
+        ),
         _ => return Err(GatewayError::not_found()),
     };
     let ok = match (&route, m) {
@@ -130,7 +165,10 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
         return Err(GatewayError::MethodNotAllowed { allowed });
     }
     if !is_valid_name(&tenant) {
-        return Err(GatewayError::bad_param("tenant_id", "tenant_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'."));
+        return Err(GatewayError::bad_param(
+            "tenant_id",
+            "tenant_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'.",
+        ));
     }
     Ok(Route::Admin { route, method: m })
 }
@@ -147,15 +185,35 @@ mod tests {
     fn provider_routes() {
         assert_eq!(
             classify("POST", "/openai/v1/responses").unwrap(),
-            Route::Provider { provider: Provider::OpenAi, upstream_path: "/v1/responses".into(), rewrite: Some(Rewrite::Responses) }
+            Route::Provider {
+                provider: Provider::OpenAi,
+                upstream_path: "/v1/responses".into(),
+                rewrite: Some(Rewrite::Responses)
+            }
         );
         assert_eq!(
             classify("GET", "/openai/v1/responses/resp_1").unwrap(),
-            Route::Provider { provider: Provider::OpenAi, upstream_path: "/v1/responses/resp_1".into(), rewrite: None }
+            Route::Provider {
+                provider: Provider::OpenAi,
+                upstream_path: "/v1/responses/resp_1".into(),
+                rewrite: None
+            }
         );
-        assert!(matches!(classify("POST", "/anthropic/v1/messages/count_tokens").unwrap(), Route::Provider { rewrite: Some(Rewrite::Messages), .. }));
-        assert!(matches!(classify("GET", "/anthropic/v1/messages").unwrap(), Route::Provider { rewrite: None, .. }));
-        assert!(matches!(classify("POST", "/openai/v1/chat/completions").unwrap(), Route::Provider { rewrite: None, .. }));
+        assert!(matches!(
+            classify("POST", "/anthropic/v1/messages/count_tokens").unwrap(),
+            Route::Provider {
+                rewrite: Some(Rewrite::Messages),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify("GET", "/anthropic/v1/messages").unwrap(),
+            Route::Provider { rewrite: None, .. }
+        ));
+        assert!(matches!(
+            classify("POST", "/openai/v1/chat/completions").unwrap(),
+            Route::Provider { rewrite: None, .. }
+        ));
     }
 
     #[test]
@@ -194,7 +252,10 @@ mod tests {
     #[test]
     fn tenant_ids_are_checked() {
         assert_eq!(status("PUT", "/admin/tenants/a%20b"), 400);
-        assert_eq!(status("PUT", &format!("/admin/tenants/{}", "a".repeat(65))), 400);
+        assert_eq!(
+            status("PUT", &format!("/admin/tenants/{}", "a".repeat(65))),
+            400
+        );
         assert_eq!(status("PUT", "/admin/tenants/Acme_1-x"), 200);
     }
 

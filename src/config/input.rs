@@ -116,8 +116,10 @@ fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, Gatew
 /// A 400 naming the first offending field.
 pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayError> {
     crate::json::check_strict(body)?;
-    let text = std::str::from_utf8(body).map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
-    let raw: RawTenant<'_> = serde_json::from_str(text).map_err(|e| invalid("$", serde_reason(&e)))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
+    let raw: RawTenant<'_> =
+        serde_json::from_str(text).map_err(|e| invalid("$", serde_reason(&e)))?;
 
     let mut tenant = Tenant::default();
     if let Some(p) = raw.providers.filter(|p| p.get() != "null") {
@@ -127,23 +129,34 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
     }
     let servers = raw.mcp_servers.unwrap_or_default();
     if servers.len() > MAX_SERVERS {
-        return Err(invalid("mcp_servers", format_args!("at most {MAX_SERVERS} servers")));
+        return Err(invalid(
+            "mcp_servers",
+            format_args!("at most {MAX_SERVERS} servers"),
+        ));
     }
     let mut map = BTreeMap::new();
     for (name, value) in servers {
         if !is_valid_name(&name) {
-            return Err(invalid("mcp_servers", "server names must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"));
+            return Err(invalid(
+                "mcp_servers",
+                "server names must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
+            ));
         }
         let path = format!("mcp_servers.{name}");
         let server = parse_server(value.get(), &path, opts)?;
         map.insert(name, server);
     }
-    tenant.mcp = McpPolicy { servers: map, allow_unmanaged: raw.allow_unmanaged_mcp_servers.unwrap_or(false) };
+    tenant.mcp = McpPolicy {
+        servers: map,
+        allow_unmanaged: raw.allow_unmanaged_mcp_servers.unwrap_or(false),
+    };
     Ok(tenant)
 }
 
 fn parse_provider_key(raw: Option<&RawValue>, path: &str) -> Result<Option<Secret>, GatewayError> {
-    let Some(raw) = raw.filter(|r| r.get() != "null") else { return Ok(None) };
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return Ok(None);
+    };
     let key: RawProviderKey = parse_at(raw.get(), path)?;
     Ok(Some(check_secret(key.api_key, &format!("{path}.api_key"))?))
 }
@@ -159,9 +172,19 @@ fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, 
     let require_approval = match s.require_approval.as_deref() {
         None | Some("never") => Approval::Never,
         Some("always") => Approval::Always,
-        Some(_) => return Err(invalid(&format!("{path}.require_approval"), "must be \"never\" or \"always\"")),
+        Some(_) => {
+            return Err(invalid(
+                &format!("{path}.require_approval"),
+                "must be \"never\" or \"always\"",
+            ))
+        }
     };
-    Ok(McpServer { url, auth, allowed_tools, require_approval })
+    Ok(McpServer {
+        url,
+        auth,
+        allowed_tools,
+        require_approval,
+    })
 }
 
 fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
@@ -173,26 +196,44 @@ fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
         }
         "bearer" => {
             let b: RawAuthBearer = parse_at(raw, path)?;
-            Ok(McpAuth::Bearer(check_secret(b.token, &format!("{path}.token"))?))
+            Ok(McpAuth::Bearer(check_secret(
+                b.token,
+                &format!("{path}.token"),
+            )?))
         }
         "headers" => {
             let h: RawAuthHeaders = parse_at(raw, path)?;
             if h.headers.is_empty() {
-                return Err(invalid(&format!("{path}.headers"), "must name at least one header"));
+                return Err(invalid(
+                    &format!("{path}.headers"),
+                    "must name at least one header",
+                ));
             }
             let mut out = Vec::with_capacity(h.headers.len());
             for (name, value) in h.headers {
                 if !is_http_token(&name) || name.len() > 256 {
-                    return Err(invalid(&format!("{path}.headers"), "header names must be HTTP tokens"));
+                    return Err(invalid(
+                        &format!("{path}.headers"),
+                        "header names must be HTTP tokens",
+                    ));
                 }
                 if is_reserved_header(&name) {
-                    return Err(invalid(&format!("{path}.headers.{name}"), "this header cannot be set as a credential"));
+                    return Err(invalid(
+                        &format!("{path}.headers.{name}"),
+                        "this header cannot be set as a credential",
+                    ));
                 }
-                out.push((name.clone(), check_secret(value, &format!("{path}.headers.{name}"))?));
+                out.push((
+                    name.clone(),
+                    check_secret(value, &format!("{path}.headers.{name}"))?,
+                ));
             }
             Ok(McpAuth::Headers(out))
         }
-        _ => Err(invalid(&format!("{path}.type"), "must be one of \"none\", \"bearer\", \"headers\"")),
+        _ => Err(invalid(
+            &format!("{path}.type"),
+            "must be one of \"none\", \"bearer\", \"headers\"",
+        )),
     }
 }
 
@@ -202,10 +243,19 @@ fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
         return Err(invalid(path, "must not be empty"));
     }
     if value.len() > MAX_SECRET_LEN {
-        return Err(invalid(path, format_args!("must be at most {MAX_SECRET_LEN} bytes")));
+        return Err(invalid(
+            path,
+            format_args!("must be at most {MAX_SECRET_LEN} bytes"),
+        ));
     }
-    if !value.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
-        return Err(invalid(path, "must be printable ASCII without CR, LF or NUL"));
+    if !value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        return Err(invalid(
+            path,
+            "must be printable ASCII without CR, LF or NUL",
+        ));
     }
     Ok(Secret::new(value))
 }
@@ -217,7 +267,10 @@ fn check_tools(tools: Vec<String>, path: &str) -> Result<Vec<String>, GatewayErr
     let mut out: Vec<String> = Vec::with_capacity(tools.len());
     for t in tools {
         if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
-            return Err(invalid(path, "tool names must be 1-128 characters without control characters"));
+            return Err(invalid(
+                path,
+                "tool names must be 1-128 characters without control characters",
+            ));
         }
         if !out.contains(&t) {
             out.push(t);
@@ -230,12 +283,22 @@ fn check_tools(tools: Vec<String>, path: &str) -> Result<Vec<String>, GatewayErr
 #[must_use]
 pub fn is_http_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_reserved_header(name: &str) -> bool {
-    const RESERVED: [&str; 9] =
-        ["host", "content-length", "content-type", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"];
+    const RESERVED: [&str; 9] = [
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+    ];
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
@@ -258,7 +321,9 @@ fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, Gatewa
     }
     match url.scheme() {
         "https" => {}
-        "http" if opts.allow_insecure_urls && (host == "127.0.0.1" || host == "localhost" || host == "[::1]") => {}
+        "http"
+            if opts.allow_insecure_urls
+                && (host == "127.0.0.1" || host == "localhost" || host == "[::1]") => {}
         "http" => return Err(invalid(path, "must use https://")),
         _ => return Err(invalid(path, "must use https://")),
     }
@@ -295,14 +360,22 @@ mod tests {
         assert_eq!(t.mcp.servers.len(), 3);
         let crm = &t.mcp.servers["crm"];
         assert!(matches!(&crm.auth, McpAuth::Bearer(s) if s.expose() == "t0k"));
-        assert_eq!(crm.allowed_tools.as_deref(), Some(&["search".to_string(), "lookup".to_string()][..]));
-        assert!(matches!(&t.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].0 == "X-Api-Key"));
+        assert_eq!(
+            crm.allowed_tools.as_deref(),
+            Some(&["search".to_string(), "lookup".to_string()][..])
+        );
+        assert!(
+            matches!(&t.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].0 == "X-Api-Key")
+        );
         assert_eq!(t.mcp.servers["public"].require_approval, Approval::Never);
     }
 
     #[test]
     fn unknown_fields_are_named() {
-        let e = parse(r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"none"},"colour":1}}}"#).unwrap_err();
+        let e = parse(
+            r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"none"},"colour":1}}}"#,
+        )
+        .unwrap_err();
         assert_eq!(param(e.clone()), "mcp_servers.crm");
         assert!(e.message().contains("colour"), "{}", e.message());
         let e = parse(r#"{"provider":{}}"#).unwrap_err();
@@ -321,11 +394,18 @@ mod tests {
             "http://127.0.0.1:9/x",
         ];
         for u in bad {
-            let body = format!(r#"{{"mcp_servers":{{"s":{{"url":"{u}","auth":{{"type":"none"}}}}}}}}"#);
+            let body =
+                format!(r#"{{"mcp_servers":{{"s":{{"url":"{u}","auth":{{"type":"none"}}}}}}}}"#);
             assert_eq!(param(parse(&body).unwrap_err()), "mcp_servers.s.url", "{u}");
         }
         let body = r#"{"mcp_servers":{"s":{"url":"http://127.0.0.1:9/x","auth":{"type":"none"}}}}"#;
-        assert!(parse_tenant(body.as_bytes(), ParseOptions { allow_insecure_urls: true }).is_ok());
+        assert!(parse_tenant(
+            body.as_bytes(),
+            ParseOptions {
+                allow_insecure_urls: true
+            }
+        )
+        .is_ok());
     }
 
     #[test]
@@ -341,14 +421,19 @@ mod tests {
 
     #[test]
     fn names_and_enums_are_checked() {
-        let e = parse(r#"{"mcp_servers":{"../x":{"url":"https://a.b/","auth":{"type":"none"}}}}"#).unwrap_err();
+        let e = parse(r#"{"mcp_servers":{"../x":{"url":"https://a.b/","auth":{"type":"none"}}}}"#)
+            .unwrap_err();
         assert_eq!(param(e), "mcp_servers");
         let long = "a".repeat(65);
-        let e = parse(&format!(r#"{{"mcp_servers":{{"{long}":{{"url":"https://a.b/","auth":{{"type":"none"}}}}}}}}"#)).unwrap_err();
+        let e = parse(&format!(
+            r#"{{"mcp_servers":{{"{long}":{{"url":"https://a.b/","auth":{{"type":"none"}}}}}}}}"#
+        ))
+        .unwrap_err();
         assert_eq!(param(e), "mcp_servers");
         let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"none"},"require_approval":"sometimes"}}}"#).unwrap_err();
         assert_eq!(param(e), "mcp_servers.s.require_approval");
-        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"oauth"}}}}"#).unwrap_err();
+        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"oauth"}}}}"#)
+            .unwrap_err();
         assert_eq!(param(e), "mcp_servers.s.auth.type");
         let e = parse(r#"{"allow_unmanaged_mcp_servers":"yes"}"#).unwrap_err();
         assert_eq!(param(e), "$");

@@ -21,14 +21,21 @@ pub async fn handle(req: Request, env: &Env, _ctx: &Context) -> Result<Response,
         Route::Health => {
             let h = worker::Headers::new();
             let _ = h.set("content-type", "application/json");
-            Ok(Response::builder().with_status(200).with_headers(h).fixed(br#"{"status":"ok"}"#.to_vec()))
+            Ok(Response::builder()
+                .with_status(200)
+                .with_headers(h)
+                .fixed(br#"{"status":"ok"}"#.to_vec()))
         }
         Route::Admin { route, method } => {
             let token = env::admin_token(env).ok_or_else(GatewayError::not_found)?;
             auth::check_admin(&header_pairs(req.headers()), &token)?;
             super::admin::handle(req, env, route, method).await
         }
-        Route::Provider { provider, upstream_path, rewrite } => proxy(req, env, provider, &upstream_path, rewrite).await,
+        Route::Provider {
+            provider,
+            upstream_path,
+            rewrite,
+        } => proxy(req, env, provider, &upstream_path, rewrite).await,
     }
 }
 
@@ -39,12 +46,20 @@ fn provider_label(p: Provider) -> &'static str {
     }
 }
 
-async fn proxy(mut req: Request, env: &Env, provider: Provider, upstream_path: &str, rewrite: Option<Rewrite>) -> Result<Response, GatewayError> {
+async fn proxy(
+    mut req: Request,
+    env: &Env,
+    provider: Provider,
+    upstream_path: &str,
+    rewrite: Option<Rewrite>,
+) -> Result<Response, GatewayError> {
     let client_headers = header_pairs(req.headers());
     let key = auth::gateway_key(&client_headers)?;
     let digest = sha256_hex(key.expose().as_bytes());
     let store = kv::store(env)?;
-    let record: GatewayKeyRecord = kv::get_json(&store, &kv_schema::gateway_key(&digest)).await?.ok_or_else(auth::unknown_key)?;
+    let record: GatewayKeyRecord = kv::get_json(&store, &kv_schema::gateway_key(&digest))
+        .await?
+        .ok_or_else(auth::unknown_key)?;
     if !ct_eq(record.sha256.as_bytes(), digest.as_bytes()) {
         return Err(auth::unknown_key());
     }
@@ -52,7 +67,10 @@ async fn proxy(mut req: Request, env: &Env, provider: Provider, upstream_path: &
         return Err(GatewayError::NoProviderKey(provider));
     }
     let max = env::max_body_bytes(env);
-    if get(&client_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > max) {
+    if get(&client_headers, "content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > max)
+    {
         return Err(GatewayError::PayloadTooLarge { limit: max });
     }
 
@@ -75,14 +93,21 @@ async fn proxy(mut req: Request, env: &Env, provider: Provider, upstream_path: &
     let mut beta = None;
     let body = match rewrite {
         Some(kind) => {
-            let bytes = req.bytes().await.map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
+            let bytes = req
+                .bytes()
+                .await
+                .map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
             if bytes.len() as u64 > max {
                 return Err(GatewayError::PayloadTooLarge { limit: max });
             }
             let rewritten = match kind {
                 Rewrite::Responses => openai::rewrite_responses(&bytes, &tenant.mcp)?.body,
                 Rewrite::Messages => {
-                    let r = anthropic::rewrite_messages(&bytes, get(&client_headers, "anthropic-beta"), &tenant.mcp)?;
+                    let r = anthropic::rewrite_messages(
+                        &bytes,
+                        get(&client_headers, "anthropic-beta"),
+                        &tenant.mcp,
+                    )?;
                     beta = r.beta;
                     r.body
                 }
@@ -98,9 +123,10 @@ async fn proxy(mut req: Request, env: &Env, provider: Provider, upstream_path: &
     let raw_url = req.inner().url();
     let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
     let url = format!("{}{upstream_path}{query}", env::base_url(env, provider));
-    let headers = upstream_request_headers(&client_headers, provider, provider_key, beta.as_deref());
+    let headers =
+        upstream_request_headers(&client_headers, provider, provider_key, beta.as_deref());
     upstream::send(Outbound {
-        method: &req.method().to_string(),
+        method: req.method().as_ref(),
         url: &url,
         headers,
         body,

@@ -29,7 +29,10 @@ pub(crate) fn error_response(e: &GatewayError, shape: Shape) -> Response {
     for (k, v) in e.headers() {
         let _ = headers.set(k, &v);
     }
-    Response::builder().with_status(e.wire().status).with_headers(headers).fixed(e.body(shape))
+    Response::builder()
+        .with_status(e.wire().status)
+        .with_headers(headers)
+        .fixed(e.body(shape))
 }
 
 /// Collects a JS `Headers` into lowercase `(name, value)` pairs.
@@ -40,5 +43,7 @@ pub(crate) fn header_pairs(h: &worker::Headers) -> Vec<(String, String)> {
 /// Logs an internal failure without secrets: callers pass only our own words.
 pub(crate) fn internal(context: &str) -> GatewayError {
     worker::console_error!("{{\"level\":\"error\",\"msg\":\"{}\"}}", context);
-    GatewayError::Internal { message: context.to_string() }
+    GatewayError::Internal {
+        message: context.to_string(),
+    }
 }

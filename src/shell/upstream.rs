@@ -5,7 +5,10 @@
 
 use futures_util::future::{select, Either};
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody, ResponseBuilder};
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response, ResponseBody, ResponseBuilder,
+};
 
 use crate::error::GatewayError;
 use crate::headers::client_response_headers;
@@ -31,7 +34,9 @@ pub struct Outbound<'a> {
 fn to_headers(pairs: &[(String, String)]) -> Result<Headers, GatewayError> {
     let h = Headers::new();
     for (k, v) in pairs {
-        h.append(k, v).map_err(|_| GatewayError::bad_request(format!("Header '{k}' has an invalid value.")))?;
+        h.append(k, v).map_err(|_| {
+            GatewayError::bad_request(format!("Header '{k}' has an invalid value."))
+        })?;
     }
     Ok(h)
 }
@@ -40,7 +45,9 @@ fn to_headers(pairs: &[(String, String)]) -> Result<Headers, GatewayError> {
 /// if it sends no headers within the timeout (the fetch is then aborted).
 pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
     let mut init = RequestInit::new();
-    init.with_method(Method::from(out.method.to_string())).with_headers(to_headers(&out.headers)?).with_redirect(RequestRedirect::Manual);
+    init.with_method(Method::from(out.method.to_string()))
+        .with_headers(to_headers(&out.headers)?)
+        .with_redirect(RequestRedirect::Manual);
     match out.body {
         Body::None => {}
         Body::Bytes(b) => {
@@ -50,18 +57,25 @@ pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
             init.with_body(Some(JsValue::from(s)));
         }
     }
-    let request = Request::new_with_init(out.url, &init).map_err(|_| super::internal("building the upstream request failed"))?;
+    let request = Request::new_with_init(out.url, &init)
+        .map_err(|_| super::internal("building the upstream request failed"))?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(request);
     let sending = std::pin::pin!(fetch.send_with_signal(&signal));
-    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(out.timeout_ms)));
+    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(
+        out.timeout_ms
+    )));
     match select(sending, timer).await {
         Either::Left((Ok(resp), _)) => Ok(stream_back(resp)),
-        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnreachable { what: out.what.to_string() }),
+        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnreachable {
+            what: out.what.to_string(),
+        }),
         Either::Right(((), _)) => {
             controller.abort();
-            Err(GatewayError::UpstreamTimeout { what: out.what.to_string() })
+            Err(GatewayError::UpstreamTimeout {
+                what: out.what.to_string(),
+            })
         }
     }
 }
