@@ -7,19 +7,14 @@ use crate::headers::get;
 use crate::secret::Secret;
 
 fn unauthenticated(message: &str) -> GatewayError {
-    GatewayError::Unauthenticated {
-        message: message.to_string(),
-    }
+    GatewayError::Unauthenticated { message: message.to_string() }
 }
 
 /// The token of an `Authorization: Bearer <token>` value; scheme case-insensitive, whitespace trimmed.
 fn bearer(value: &str) -> Option<&str> {
     let v = value.trim();
     let (scheme, rest) = v.split_once(char::is_whitespace)?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
 }
 
 /// The gateway key from `Authorization: Bearer` or `x-api-key` (the SDKs
@@ -29,21 +24,15 @@ fn bearer(value: &str) -> Option<&str> {
 /// 401 when absent, empty, or when the two headers carry different keys.
 pub fn gateway_key(headers: &[(String, String)]) -> Result<Secret, GatewayError> {
     let from_auth = get(headers, "authorization").map(bearer);
-    let from_x = get(headers, "x-api-key")
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
+    let from_x = get(headers, "x-api-key").map(str::trim).filter(|k| !k.is_empty());
     match (from_auth, from_x) {
-        (Some(Some(a)), Some(x)) if a != x => Err(unauthenticated(
-            "The request carries two different gateway keys.",
-        )),
+        (Some(Some(a)), Some(x)) if a != x => Err(unauthenticated("The request carries two different gateway keys.")),
         (Some(Some(a)), _) => Ok(Secret::new(a)),
         (_, Some(x)) => Ok(Secret::new(x)),
-        (Some(None), None) => Err(unauthenticated(
-            "The Authorization header must be 'Bearer <gateway key>'.",
-        )),
-        (None, None) => Err(unauthenticated(
-            "Missing gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
-        )),
+        (Some(None), None) => Err(unauthenticated("The Authorization header must be 'Bearer <gateway key>'.")),
+        (None, None) => {
+            Err(unauthenticated("Missing gateway key: send it as 'Authorization: Bearer <key>' or 'x-api-key'."))
+        }
     }
 }
 
@@ -71,36 +60,15 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| ((*a).to_string(), (*b).to_string())).collect()
     }
 
     #[test]
     fn key_from_either_header() {
-        assert_eq!(
-            gateway_key(&h(&[("authorization", "Bearer k1")]))
-                .unwrap()
-                .expose(),
-            "k1"
-        );
-        assert_eq!(
-            gateway_key(&h(&[("authorization", "  bearer   k1  ")]))
-                .unwrap()
-                .expose(),
-            "k1"
-        );
-        assert_eq!(
-            gateway_key(&h(&[("x-api-key", "k2")])).unwrap().expose(),
-            "k2"
-        );
-        assert_eq!(
-            gateway_key(&h(&[("authorization", "Bearer k"), ("x-api-key", "k")]))
-                .unwrap()
-                .expose(),
-            "k"
-        );
+        assert_eq!(gateway_key(&h(&[("authorization", "Bearer k1")])).unwrap().expose(), "k1");
+        assert_eq!(gateway_key(&h(&[("authorization", "  bearer   k1  ")])).unwrap().expose(), "k1");
+        assert_eq!(gateway_key(&h(&[("x-api-key", "k2")])).unwrap().expose(), "k2");
+        assert_eq!(gateway_key(&h(&[("authorization", "Bearer k"), ("x-api-key", "k")])).unwrap().expose(), "k");
     }
 
     #[test]
@@ -115,12 +83,7 @@ mod tests {
             assert_eq!(gateway_key(&hs).unwrap_err().wire().status, 401, "{hs:?}");
         }
         // Another scheme in Authorization does not hide a valid x-api-key.
-        assert_eq!(
-            gateway_key(&h(&[("authorization", "Basic x"), ("x-api-key", "k")]))
-                .unwrap()
-                .expose(),
-            "k"
-        );
+        assert_eq!(gateway_key(&h(&[("authorization", "Basic x"), ("x-api-key", "k")])).unwrap().expose(), "k");
     }
 
     #[test]

@@ -46,9 +46,7 @@ impl MasterKey {
     /// # Errors
     /// [`CryptoError::BadMasterKey`] otherwise.
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| CryptoError::BadMasterKey)?;
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| CryptoError::BadMasterKey)?;
         if bytes.len() != 32 {
             return Err(CryptoError::BadMasterKey);
         }
@@ -78,13 +76,7 @@ impl MasterKey {
     ) -> Result<String, CryptoError> {
         let ct = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.expose().as_bytes(),
-                    aad: aad.0.as_bytes(),
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.expose().as_bytes(), aad: aad.0.as_bytes() })
             .map_err(|_| CryptoError::Open)?;
         let mut raw = Vec::with_capacity(NONCE_LEN + ct.len());
         raw.extend_from_slice(&nonce);
@@ -97,9 +89,7 @@ impl MasterKey {
     /// # Errors
     /// [`CryptoError::Open`] on any mismatch or tampering.
     pub fn open(&self, aad: &Aad, envelope: &str) -> Result<Secret, CryptoError> {
-        let b64 = envelope
-            .strip_prefix(ENVELOPE_PREFIX)
-            .ok_or(CryptoError::Open)?;
+        let b64 = envelope.strip_prefix(ENVELOPE_PREFIX).ok_or(CryptoError::Open)?;
         let raw = STANDARD.decode(b64).map_err(|_| CryptoError::Open)?;
         if raw.len() < NONCE_LEN + 16 {
             return Err(CryptoError::Open);
@@ -107,17 +97,9 @@ impl MasterKey {
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let pt = self
             .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: aad.0.as_bytes(),
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: aad.0.as_bytes() })
             .map_err(|_| CryptoError::Open)?;
-        String::from_utf8(pt)
-            .map(Secret::new)
-            .map_err(|_| CryptoError::Open)
+        String::from_utf8(pt).map(Secret::new).map_err(|_| CryptoError::Open)
     }
 }
 
@@ -175,10 +157,7 @@ pub fn new_gateway_key() -> Result<(String, Secret), CryptoError> {
         id_hex.push(char::from(HEX[usize::from(b >> 4)]));
         id_hex.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    Ok((
-        id_hex,
-        Secret::new(format!("mgk_{}", URL_SAFE_NO_PAD.encode(key))),
-    ))
+    Ok((id_hex, Secret::new(format!("mgk_{}", URL_SAFE_NO_PAD.encode(key)))))
 }
 
 #[cfg(test)]
@@ -204,28 +183,17 @@ mod tests {
     fn wrong_tenant_field_or_key_fails() {
         let k = key();
         let env = k.seal(&Aad::new("acme", "f"), &Secret::new("x")).unwrap();
-        assert_eq!(
-            k.open(&Aad::new("evil", "f"), &env).unwrap_err(),
-            CryptoError::Open
-        );
-        assert_eq!(
-            k.open(&Aad::new("acme", "g"), &env).unwrap_err(),
-            CryptoError::Open
-        );
+        assert_eq!(k.open(&Aad::new("evil", "f"), &env).unwrap_err(), CryptoError::Open);
+        assert_eq!(k.open(&Aad::new("acme", "g"), &env).unwrap_err(), CryptoError::Open);
         let other = MasterKey::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
-        assert_eq!(
-            other.open(&Aad::new("acme", "f"), &env).unwrap_err(),
-            CryptoError::Open
-        );
+        assert_eq!(other.open(&Aad::new("acme", "f"), &env).unwrap_err(), CryptoError::Open);
     }
 
     #[test]
     fn tampering_fails() {
         let k = key();
         let aad = Aad::new("t", "f");
-        let env = k
-            .seal_with_nonce(&aad, &Secret::new("hello"), [1; 12])
-            .unwrap();
+        let env = k.seal_with_nonce(&aad, &Secret::new("hello"), [1; 12]).unwrap();
         let mut raw = STANDARD.decode(&env[3..]).unwrap();
         for i in 0..raw.len() {
             raw[i] ^= 1;
@@ -247,10 +215,7 @@ mod tests {
 
     #[test]
     fn sha256_and_ct_eq() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));

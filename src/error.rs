@@ -16,10 +16,7 @@ pub enum GatewayError {
     /// Missing or unknown gateway key (or admin token).
     Unauthenticated { message: String },
     /// Malformed body, wrong field types, unknown MCP server, client-owned credentials.
-    BadRequest {
-        message: String,
-        param: Option<String>,
-    },
+    BadRequest { message: String, param: Option<String> },
     /// Body over `MAX_BODY_BYTES`.
     PayloadTooLarge { limit: u64 },
     /// The tenant has no API key for the route's provider.
@@ -65,75 +62,49 @@ impl From<Provider> for Shape {
 
 impl GatewayError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            message: message.into(),
-            param: None,
-        }
+        Self::BadRequest { message: message.into(), param: None }
     }
 
     pub fn bad_param(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            message: message.into(),
-            param: Some(param.into()),
-        }
+        Self::BadRequest { message: message.into(), param: Some(param.into()) }
     }
 
     pub fn not_found() -> Self {
-        Self::NotFound {
-            message: "Unknown route.".into(),
-        }
+        Self::NotFound { message: "Unknown route.".into() }
     }
 
     /// The contract's error table.
     #[must_use]
     pub fn wire(&self) -> Wire {
         let (status, openai_type, openai_code, anthropic_type, should_retry) = match self {
-            Self::Unauthenticated { .. } => (
-                401,
-                "invalid_request_error",
-                Some("invalid_api_key"),
-                "authentication_error",
-                Some(false),
-            ),
-            Self::BadRequest { .. } => (
-                400,
-                "invalid_request_error",
-                None,
-                "invalid_request_error",
-                Some(false),
-            ),
-            Self::PayloadTooLarge { .. } => (
-                413,
-                "invalid_request_error",
-                None,
-                "request_too_large",
-                Some(false),
-            ),
-            Self::NoProviderKey(_) => (
-                403,
-                "permission_error",
-                None,
-                "permission_error",
-                Some(false),
-            ),
+            Self::Unauthenticated { .. } => {
+                (401, "invalid_request_error", Some("invalid_api_key"), "authentication_error", Some(false))
+            }
+            Self::BadRequest { .. } => (400, "invalid_request_error", None, "invalid_request_error", Some(false)),
+            Self::PayloadTooLarge { .. } => (413, "invalid_request_error", None, "request_too_large", Some(false)),
+            Self::NoProviderKey(_) => (403, "permission_error", None, "permission_error", Some(false)),
             Self::NotFound { .. } => (404, "not_found_error", None, "not_found_error", Some(false)),
-            Self::MethodNotAllowed { .. } => (
-                405,
-                "invalid_request_error",
-                None,
-                "invalid_request_error",
-                Some(false),
-            ),
+            Self::MethodNotAllowed { .. } => (405, "invalid_request_error", None, "invalid_request_error", Some(false)),
             Self::UpstreamUnreachable { .. } => (502, "api_error", None, "api_error", None),
             Self::UpstreamTimeout { .. } => (504, "api_error", None, "api_error", None),
             Self::Internal { .. } => (500, "api_error", None, "api_error", None),
         };
-        Wire {
-            status,
-            openai_type,
-            openai_code,
-            anthropic_type,
-            should_retry,
+        Wire { status, openai_type, openai_code, anthropic_type, should_retry }
+    }
+
+    /// A low-cardinality name for logs and metrics.
+    #[must_use]
+    pub const fn class(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::BadRequest { .. } => "bad_request",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::NoProviderKey(_) => "no_provider_key",
+            Self::NotFound { .. } => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::UpstreamUnreachable { .. } => "upstream_unreachable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::Internal { .. } => "internal",
         }
     }
 
@@ -141,16 +112,13 @@ impl GatewayError {
     #[must_use]
     pub fn message(&self) -> String {
         match self {
-            Self::Unauthenticated { message }
-            | Self::BadRequest { message, .. }
-            | Self::NotFound { message } => message.clone(),
+            Self::Unauthenticated { message } | Self::BadRequest { message, .. } | Self::NotFound { message } => {
+                message.clone()
+            }
             Self::PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }
-            Self::NoProviderKey(p) => format!(
-                "This tenant has no API key configured for provider '{}'.",
-                p.name()
-            ),
+            Self::NoProviderKey(p) => format!("This tenant has no API key configured for provider '{}'.", p.name()),
             Self::MethodNotAllowed { allowed } => {
                 format!("Method not allowed on this route; allowed: {allowed}.")
             }
@@ -192,13 +160,12 @@ impl GatewayError {
             }),
             Shape::Anthropic => serde_json::to_vec(&AnthropicBody {
                 r#type: "error",
-                error: AnthropicError {
-                    r#type: wire.anthropic_type,
-                    message: &message,
-                },
+                error: AnthropicError { r#type: wire.anthropic_type, message: &message },
             }),
         };
-        value.unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"api_error","param":null,"code":null}}"#.to_vec())
+        value.unwrap_or_else(|_| {
+            br#"{"error":{"message":"internal error","type":"api_error","param":null,"code":null}}"#.to_vec()
+        })
     }
 
     /// All response headers for this error.
@@ -245,23 +212,15 @@ mod tests {
 
     fn all() -> Vec<GatewayError> {
         vec![
-            GatewayError::Unauthenticated {
-                message: "m".into(),
-            },
+            GatewayError::Unauthenticated { message: "m".into() },
             GatewayError::bad_param("tools[0]", "bad"),
             GatewayError::PayloadTooLarge { limit: 10 },
             GatewayError::NoProviderKey(Provider::Anthropic),
             GatewayError::not_found(),
             GatewayError::MethodNotAllowed { allowed: "GET" },
-            GatewayError::UpstreamUnreachable {
-                what: "the provider".into(),
-            },
-            GatewayError::UpstreamTimeout {
-                what: "the provider".into(),
-            },
-            GatewayError::Internal {
-                message: "x".into(),
-            },
+            GatewayError::UpstreamUnreachable { what: "the provider".into() },
+            GatewayError::UpstreamTimeout { what: "the provider".into() },
+            GatewayError::Internal { message: "x".into() },
         ]
     }
 
@@ -293,10 +252,8 @@ mod tests {
 
     #[test]
     fn openai_shape_has_all_four_keys() {
-        let v: Value = serde_json::from_slice(
-            &GatewayError::bad_param("tools[1].server_url", "no").body(Shape::OpenAi),
-        )
-        .unwrap();
+        let v: Value =
+            serde_json::from_slice(&GatewayError::bad_param("tools[1].server_url", "no").body(Shape::OpenAi)).unwrap();
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "tools[1].server_url");
         assert!(v["error"]["code"].is_null());
@@ -305,10 +262,8 @@ mod tests {
 
     #[test]
     fn anthropic_shape() {
-        let v: Value = serde_json::from_slice(
-            &GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic),
-        )
-        .unwrap();
+        let v: Value =
+            serde_json::from_slice(&GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "request_too_large");
     }
@@ -317,10 +272,7 @@ mod tests {
     fn client_faults_say_do_not_retry() {
         for e in all() {
             let w = e.wire();
-            let no_retry = e
-                .headers()
-                .iter()
-                .any(|(k, v)| *k == "x-should-retry" && v == "false");
+            let no_retry = e.headers().iter().any(|(k, v)| *k == "x-should-retry" && v == "false");
             assert_eq!(no_retry, w.status < 500, "{e:?}");
         }
     }

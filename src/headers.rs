@@ -61,20 +61,13 @@ pub fn upstream_request_headers(
 /// an identity stream is never held back by a compressor).
 #[must_use]
 pub fn client_response_headers(upstream: &[(String, String)]) -> Vec<(String, String)> {
-    upstream
-        .iter()
-        .filter(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && n != "content-encoding")
-        .cloned()
-        .collect()
+    upstream.iter().filter(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && n != "content-encoding").cloned().collect()
 }
 
 /// First value of a header (names are lowercase).
 #[must_use]
 pub fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -82,10 +75,7 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| ((*a).to_string(), (*b).to_string())).collect()
     }
 
     #[test]
@@ -102,16 +92,12 @@ mod tests {
             ("host", "gw"),
             ("content-type", "application/json"),
         ]);
-        let up =
-            upstream_request_headers(&client, Provider::Anthropic, &Secret::new("sk-ant"), None);
+        let up = upstream_request_headers(&client, Provider::Anthropic, &Secret::new("sk-ant"), None);
         assert!(up.iter().all(|(_, v)| !v.contains("mgk_gateway")));
         assert_eq!(get(&up, "x-api-key"), Some("sk-ant"));
         assert_eq!(get(&up, "authorization"), None);
         assert_eq!(get(&up, "anthropic-version"), Some("2023-06-01"));
-        assert_eq!(
-            up.iter().filter(|(n, _)| n == "anthropic-version").count(),
-            1
-        );
+        assert_eq!(up.iter().filter(|(n, _)| n == "anthropic-version").count(), 1);
         assert_eq!(get(&up, "x-stainless-lang"), Some("python"));
         assert_eq!(get(&up, "openai-beta"), Some("responses_multi_agent=v1"));
         for gone in ["cf-connecting-ip", "connection", "content-length", "host"] {

@@ -64,30 +64,14 @@ fn invalid_json(e: &serde_json::Error) -> GatewayError {
 }
 
 fn check_strict_str(text: &str) -> Result<(), GatewayError> {
-    match text
-        .trim_start_matches([' ', '\t', '\n', '\r'])
-        .as_bytes()
-        .first()
-    {
+    match text.trim_start_matches([' ', '\t', '\n', '\r']).as_bytes().first() {
         Some(b'{') => {}
-        None => {
-            return Err(GatewayError::bad_request(
-                "Request body is empty; it must be a JSON object.",
-            ))
-        }
-        Some(_) => {
-            return Err(GatewayError::bad_request(
-                "Request body must be a JSON object.",
-            ))
-        }
+        None => return Err(GatewayError::bad_request("Request body is empty; it must be a JSON object.")),
+        Some(_) => return Err(GatewayError::bad_request("Request body must be a JSON object.")),
     }
     let duplicate = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
-    let checked = Strict {
-        duplicate: &duplicate,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
+    let checked = Strict { duplicate: &duplicate }.deserialize(&mut de).and_then(|()| de.end());
     match checked {
         Ok(()) => Ok(()),
         Err(e) => match duplicate.take() {
@@ -197,8 +181,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
 
 impl Strict<'_> {
     fn duplicate_error<E: de::Error>(self, key: &str) -> E {
-        self.duplicate
-            .set(Some(truncate_chars(key, MAX_ECHOED_KEY_CHARS)));
+        self.duplicate.set(Some(truncate_chars(key, MAX_ECHOED_KEY_CHARS)));
         E::custom("duplicate key")
     }
 }
@@ -227,9 +210,7 @@ impl<'a> Val<'a> {
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, GatewayError> {
         serde_json::to_string(value)
             .map(|s| Self(ValInner::Owned(s)))
-            .map_err(|_| GatewayError::Internal {
-                message: "could not serialize a rewritten JSON member".into(),
-            })
+            .map_err(|_| GatewayError::Internal { message: "could not serialize a rewritten JSON member".into() })
     }
 
     /// The JSON text.
@@ -329,9 +310,7 @@ impl<'a> Members<'a> {
     /// An empty object.
     #[must_use]
     pub const fn new() -> Self {
-        Self {
-            entries: Vec::new(),
-        }
+        Self { entries: Vec::new() }
     }
 
     #[must_use]
@@ -401,9 +380,8 @@ impl<'a> Members<'a> {
             if i > 0 {
                 out.push(',');
             }
-            let key = serde_json::to_string(key.as_ref()).map_err(|_| GatewayError::Internal {
-                message: "could not write a JSON key".into(),
-            })?;
+            let key = serde_json::to_string(key.as_ref())
+                .map_err(|_| GatewayError::Internal { message: "could not write a JSON key".into() })?;
             out.push_str(&key);
             out.push(':');
             out.push_str(value.get());
@@ -413,12 +391,7 @@ impl<'a> Members<'a> {
     }
 
     fn to_string(&self) -> Result<String, GatewayError> {
-        let len = self
-            .entries
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum::<usize>()
-            + 2;
+        let len = self.entries.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + 2;
         let mut out = String::with_capacity(len);
         self.write(&mut out)?;
         Ok(out)
@@ -489,9 +462,7 @@ pub fn as_str_array(raw: &RawValue) -> Option<Vec<Cow<'_, str>>> {
     if kind(raw) != Kind::Array {
         return None;
     }
-    serde_json::from_str::<Vec<Str<'_>>>(raw.get())
-        .ok()
-        .map(|v| v.into_iter().map(|s| s.0).collect())
+    serde_json::from_str::<Vec<Str<'_>>>(raw.get()).ok().map(|v| v.into_iter().map(|s| s.0).collect())
 }
 
 /// Test helpers shared by the provider modules' golden-fixture and property tests.
@@ -516,11 +487,7 @@ pub(crate) mod test_support {
                 let auth = if let Some(t) = s.get("bearer").and_then(Value::as_str) {
                     McpAuth::Bearer(Secret::new(t))
                 } else if let Some(h) = s.get("headers").and_then(Value::as_object) {
-                    McpAuth::Headers(
-                        h.iter()
-                            .map(|(k, v)| (k.clone(), Secret::new(v.as_str().unwrap())))
-                            .collect(),
-                    )
+                    McpAuth::Headers(h.iter().map(|(k, v)| (k.clone(), Secret::new(v.as_str().unwrap()))).collect())
                 } else {
                     McpAuth::None
                 };
@@ -534,30 +501,17 @@ pub(crate) mod test_support {
                 };
                 servers.insert(
                     name.clone(),
-                    McpServer {
-                        url: s["url"].as_str().unwrap().to_owned(),
-                        auth,
-                        allowed_tools,
-                        require_approval,
-                    },
+                    McpServer { url: s["url"].as_str().unwrap().to_owned(), auth, allowed_tools, require_approval },
                 );
             }
         }
-        McpPolicy {
-            servers,
-            allow_unmanaged: v
-                .get("allow_unmanaged")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        }
+        McpPolicy { servers, allow_unmanaged: v.get("allow_unmanaged").and_then(Value::as_bool).unwrap_or(false) }
     }
 
     /// Raw text of each top-level member, in order.
     pub fn raw_members(body: &[u8]) -> Vec<(String, String)> {
         let m = super::strict_object(body).unwrap();
-        m.iter()
-            .map(|(k, v)| (k.to_owned(), v.get().to_owned()))
-            .collect()
+        m.iter().map(|(k, v)| (k.to_owned(), v.get().to_owned())).collect()
     }
 
     /// JSON whitespace, possibly none.
@@ -576,9 +530,7 @@ pub(crate) mod test_support {
             Just("-12.5e-3".to_owned()),
             Just("123456789012345678901234567890".to_owned()),
             any::<i64>().prop_map(|n| n.to_string()),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| format!("{f:e}")),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
             Just(r#""\u00e9""#.to_owned()),
             Just(r#""a\"b\\c\/d\n""#.to_owned()),
             Just(r#""\ud83d\ude00 é""#.to_owned()),
@@ -591,18 +543,11 @@ pub(crate) mod test_support {
     pub fn arb_value() -> impl Strategy<Value = String> {
         arb_leaf().prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
-                (prop::collection::vec(inner.clone(), 0..4), ws()).prop_map(
-                    |(items, space)| format!(
-                        "[{space}{}{space}]",
-                        items.join(&format!(",{space}"))
-                    )
-                ),
+                (prop::collection::vec(inner.clone(), 0..4), ws())
+                    .prop_map(|(items, space)| format!("[{space}{}{space}]", items.join(&format!(",{space}")))),
                 (prop::collection::vec(inner, 0..4), ws()).prop_map(|(items, space)| {
-                    let members: Vec<String> = items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| format!("\"k{i}\"{space}:{space}{v}"))
-                        .collect();
+                    let members: Vec<String> =
+                        items.iter().enumerate().map(|(i, v)| format!("\"k{i}\"{space}:{space}{v}")).collect();
                     format!("{{{space}{}{space}}}", members.join(","))
                 }),
             ]
@@ -612,12 +557,8 @@ pub(crate) mod test_support {
     /// Up to `max` members as (unique key suffix, value text).
     pub fn arb_members(max: usize) -> impl Strategy<Value = Vec<(String, String)>> {
         let suffix = prop_oneof![Just(""), Just("\\u00e9"), Just(" b"), Just("\\\"")];
-        prop::collection::vec((suffix, arb_value()), 0..=max).prop_map(|m| {
-            m.into_iter()
-                .enumerate()
-                .map(|(i, (s, v))| (format!("{i}{s}"), v))
-                .collect()
-        })
+        prop::collection::vec((suffix, arb_value()), 0..=max)
+            .prop_map(|m| m.into_iter().enumerate().map(|(i, (s, v))| (format!("{i}{s}"), v)).collect())
     }
 
     /// Every top-level member but `tools`, and every `tools` entry the expected
@@ -626,18 +567,13 @@ pub(crate) mod test_support {
         let out_members = raw_members(output);
         for (key, raw) in raw_members(request) {
             if key == "tools" || key == "mcp_servers" {
-                let entries: Vec<&serde_json::value::RawValue> =
-                    serde_json::from_str(&raw).unwrap_or_default();
+                let entries: Vec<&serde_json::value::RawValue> = serde_json::from_str(&raw).unwrap_or_default();
                 let kept = expected[&key].as_array().cloned().unwrap_or_default();
                 let out_text = &out_members.iter().find(|(k, _)| *k == key).unwrap().1;
                 for entry in entries {
                     let v: Value = serde_json::from_str(entry.get()).unwrap();
                     if kept.contains(&v) {
-                        assert!(
-                            out_text.contains(entry.get()),
-                            "{name}: {key} entry {} not verbatim",
-                            entry.get()
-                        );
+                        assert!(out_text.contains(entry.get()), "{name}: {key} entry {} not verbatim", entry.get());
                     }
                 }
                 continue;
@@ -649,9 +585,7 @@ pub(crate) mod test_support {
 
     /// Every fixture file (`*.json`) under `tests/fixtures/<api>/`, sorted.
     pub fn fixture_files(api: &str) -> Vec<std::path::PathBuf> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(api);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(api);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|e| e.unwrap().path())
@@ -687,10 +621,7 @@ mod tests {
     #[test]
     fn rejects_non_objects() {
         for body in [&b"[]"[..], b"1", b"\"x\"", b"null", b"true", b"  [{}]"] {
-            assert!(
-                err_message(body).contains("must be a JSON object"),
-                "{body:?}"
-            );
+            assert!(err_message(body).contains("must be a JSON object"), "{body:?}");
         }
         assert!(err_message(b"").contains("empty"));
         assert!(err_message(b"   ").contains("empty"));
@@ -716,10 +647,7 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys_at_any_depth() {
         assert_eq!(
-            err_message(br#"{"tools":[],"tools":[]}"#)
-                .split(" (")
-                .next()
-                .unwrap(),
+            err_message(br#"{"tools":[],"tools":[]}"#).split(" (").next().unwrap(),
             "Duplicate key \"tools\" in request body"
         );
         assert!(err_message(br#"{"a":{"b":[{"c":1,"c":2}]}}"#).contains("\"c\""));
@@ -749,11 +677,7 @@ mod tests {
     fn deep_nesting_is_a_clean_400() {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(err_message(deep.as_bytes()).contains("recursion limit"));
-        let deep_obj = format!(
-            "{{\"a\":{}1{}}}",
-            "{\"a\":".repeat(10_000),
-            "}".repeat(10_000)
-        );
+        let deep_obj = format!("{{\"a\":{}1{}}}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
         assert!(err_message(deep_obj.as_bytes()).contains("recursion limit"));
         assert!(err_message("[".repeat(10_000).as_bytes()).contains("must be a JSON object"));
         let unclosed = format!("{{\"a\":{}", "[".repeat(10_000));
@@ -767,8 +691,7 @@ mod tests {
     fn serde_value_limits_are_refused() {
         assert!(err_message(br#"{"n":1e400}"#).contains("number out of range"));
         assert!(err_message(br#"{"s":"\ud800"}"#).contains("not valid JSON"));
-        check_strict(br#"{"n":123456789012345678901234567890,"m":1e-400,"s":"\ud83d\ude00"}"#)
-            .unwrap();
+        check_strict(br#"{"n":123456789012345678901234567890,"m":1e-400,"s":"\ud83d\ude00"}"#).unwrap();
     }
 
     #[test]
@@ -794,10 +717,7 @@ mod tests {
         m.set("d", Val::json(&[1, 2]).unwrap());
         m.remove("a");
         m.push("c", Val::json(&serde_json::json!({"k": null})).unwrap());
-        assert_eq!(
-            String::from_utf8(m.to_vec().unwrap()).unwrap(),
-            r#"{"b":"two","d":[1,2],"c":{"k":null}}"#
-        );
+        assert_eq!(String::from_utf8(m.to_vec().unwrap()).unwrap(), r#"{"b":"two","d":[1,2],"c":{"k":null}}"#);
         assert!(m.get("a").is_none());
     }
 
@@ -805,20 +725,14 @@ mod tests {
     fn escaped_keys_are_unescaped_and_rewritten() {
         let m = strict_object(br#"{"t\u006fols":1,"q\"":2}"#).unwrap();
         assert!(m.get("tools").is_some());
-        assert_eq!(
-            String::from_utf8(m.to_vec().unwrap()).unwrap(),
-            r#"{"tools":1,"q\"":2}"#
-        );
+        assert_eq!(String::from_utf8(m.to_vec().unwrap()).unwrap(), r#"{"tools":1,"q\"":2}"#);
     }
 
     #[test]
     fn arrays_and_scalars() {
         let raw: &RawValue = serde_json::from_str(r#"[ {"a":1} , "x", 2 ]"#).unwrap();
         let items = parse_array(raw).unwrap();
-        assert_eq!(
-            items.iter().map(|r| kind(r)).collect::<Vec<_>>(),
-            [Kind::Object, Kind::String, Kind::Number]
-        );
+        assert_eq!(items.iter().map(|r| kind(r)).collect::<Vec<_>>(), [Kind::Object, Kind::String, Kind::Number]);
         let vals: Vec<Val<'_>> = items.iter().map(|r| Val::raw(r)).collect();
         assert_eq!(write_array(&vals).get(), r#"[{"a":1},"x",2]"#);
         assert_eq!(write_array(&[]).get(), "[]");

@@ -114,37 +114,24 @@ fn field_header(server: &str, header: &str) -> String {
 ///
 /// # Errors
 /// [`CryptoError::Rng`] if no nonce can be drawn.
-pub fn seal_tenant(
-    key: &MasterKey,
-    tenant_id: &str,
-    tenant: &Tenant,
-) -> Result<StoredTenant, CryptoError> {
+pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<StoredTenant, CryptoError> {
     let seal = |field: &str, s: &crate::secret::Secret| key.seal(&Aad::new(tenant_id, field), s);
     let mut out = StoredTenant {
-        openai_key: tenant
-            .openai_key
-            .as_ref()
-            .map(|s| seal(field_openai(), s))
-            .transpose()?,
-        anthropic_key: tenant
-            .anthropic_key
-            .as_ref()
-            .map(|s| seal(field_anthropic(), s))
-            .transpose()?,
+        openai_key: tenant.openai_key.as_ref().map(|s| seal(field_openai(), s)).transpose()?,
+        anthropic_key: tenant.anthropic_key.as_ref().map(|s| seal(field_anthropic(), s)).transpose()?,
         mcp_servers: BTreeMap::new(),
         allow_unmanaged_mcp_servers: tenant.mcp.allow_unmanaged,
     };
     for (name, server) in &tenant.mcp.servers {
         let auth = match &server.auth {
             McpAuth::None => StoredAuth::None,
-            McpAuth::Bearer(t) => StoredAuth::Bearer {
-                token: seal(&field_token(name), t)?,
-            },
+            McpAuth::Bearer(t) => StoredAuth::Bearer { token: seal(&field_token(name), t)? },
             McpAuth::Headers(h) => StoredAuth::Headers {
-                headers: h
-                    .iter()
-                    .map(|(n, v)| Ok((n.clone(), seal(&field_header(name, n), v)?)))
-                    .collect::<Result<_, CryptoError>>()?,
+                headers: h.iter().map(|(n, v)| Ok((n.clone(), seal(&field_header(name, n), v)?))).collect::<Result<
+                    _,
+                    CryptoError,
+                >>(
+                )?,
             },
         };
         out.mcp_servers.insert(
@@ -177,18 +164,10 @@ pub fn open_tenant(
     let open = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
     let mut tenant = Tenant::default();
     if want_openai {
-        tenant.openai_key = stored
-            .openai_key
-            .as_deref()
-            .map(|e| open(field_openai(), e))
-            .transpose()?;
+        tenant.openai_key = stored.openai_key.as_deref().map(|e| open(field_openai(), e)).transpose()?;
     }
     if want_anthropic {
-        tenant.anthropic_key = stored
-            .anthropic_key
-            .as_deref()
-            .map(|e| open(field_anthropic(), e))
-            .transpose()?;
+        tenant.anthropic_key = stored.anthropic_key.as_deref().map(|e| open(field_anthropic(), e)).transpose()?;
     }
     let mut servers = BTreeMap::new();
     for (name, s) in stored.mcp_servers.iter().filter(|_| with_mcp) {
@@ -202,25 +181,13 @@ pub fn open_tenant(
                     .collect::<Result<_, CryptoError>>()?,
             ),
         };
-        let require_approval = if s.require_approval == "always" {
-            Approval::Always
-        } else {
-            Approval::Never
-        };
+        let require_approval = if s.require_approval == "always" { Approval::Always } else { Approval::Never };
         servers.insert(
             name.clone(),
-            McpServer {
-                url: s.url.clone(),
-                auth,
-                allowed_tools: s.allowed_tools.clone(),
-                require_approval,
-            },
+            McpServer { url: s.url.clone(), auth, allowed_tools: s.allowed_tools.clone(), require_approval },
         );
     }
-    tenant.mcp = McpPolicy {
-        servers,
-        allow_unmanaged: stored.allow_unmanaged_mcp_servers,
-    };
+    tenant.mcp = McpPolicy { servers, allow_unmanaged: stored.allow_unmanaged_mcp_servers };
     Ok(tenant)
 }
 
@@ -250,10 +217,7 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
             StoredAuth::None => json!({"type": "none"}),
             StoredAuth::Bearer { .. } => json!({"type": "bearer", "token": REDACTED}),
             StoredAuth::Headers { headers } => {
-                let h: Map<String, Value> = headers
-                    .iter()
-                    .map(|(n, _)| (n.clone(), Value::from(REDACTED)))
-                    .collect();
+                let h: Map<String, Value> = headers.iter().map(|(n, _)| (n.clone(), Value::from(REDACTED))).collect();
                 json!({"type": "headers", "headers": h})
             }
         };
@@ -263,10 +227,7 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
         if let Some(t) = &s.allowed_tools {
             server.insert("allowed_tools".into(), json!(t));
         }
-        server.insert(
-            "require_approval".into(),
-            Value::from(s.require_approval.clone()),
-        );
+        server.insert("require_approval".into(), Value::from(s.require_approval.clone()));
         servers.insert(name.clone(), Value::Object(server));
     }
     json!({
@@ -312,22 +273,9 @@ pub fn plan_put_tenant(
     now: &str,
 ) -> (TenantRecord, Vec<KvOp>) {
     let keys = existing.map(|r| r.keys).unwrap_or_default();
-    let record = TenantRecord {
-        v: RECORD_VERSION,
-        tenant,
-        keys,
-        updated_at: now.to_string(),
-    };
-    let mut ops = vec![KvOp::Put {
-        key: tenant_key(tenant_id),
-        value: to_json(&record),
-    }];
-    ops.extend(
-        record
-            .keys
-            .iter()
-            .map(|k| key_record(tenant_id, k, &record.tenant)),
-    );
+    let record = TenantRecord { v: RECORD_VERSION, tenant, keys, updated_at: now.to_string() };
+    let mut ops = vec![KvOp::Put { key: tenant_key(tenant_id), value: to_json(&record) }];
+    ops.extend(record.keys.iter().map(|k| key_record(tenant_id, k, &record.tenant)));
     (record, ops)
 }
 
@@ -335,58 +283,29 @@ pub fn plan_put_tenant(
 /// outlives its tenant even if a later write fails.
 #[must_use]
 pub fn plan_delete_tenant(tenant_id: &str, existing: &TenantRecord) -> Vec<KvOp> {
-    let mut ops: Vec<KvOp> = existing
-        .keys
-        .iter()
-        .map(|k| KvOp::Delete {
-            key: gateway_key(&k.sha256),
-        })
-        .collect();
-    ops.push(KvOp::Delete {
-        key: tenant_key(tenant_id),
-    });
+    let mut ops: Vec<KvOp> = existing.keys.iter().map(|k| KvOp::Delete { key: gateway_key(&k.sha256) }).collect();
+    ops.push(KvOp::Delete { key: tenant_key(tenant_id) });
     ops
 }
 
 /// Writes for `POST /admin/tenants/{id}/keys`.
 #[must_use]
-pub fn plan_add_key(
-    tenant_id: &str,
-    mut record: TenantRecord,
-    entry: KeyEntry,
-    now: &str,
-) -> Vec<KvOp> {
+pub fn plan_add_key(tenant_id: &str, mut record: TenantRecord, entry: KeyEntry, now: &str) -> Vec<KvOp> {
     let key_op = key_record(tenant_id, &entry, &record.tenant);
     record.keys.push(entry);
     record.updated_at = now.to_string();
-    vec![
-        key_op,
-        KvOp::Put {
-            key: tenant_key(tenant_id),
-            value: to_json(&record),
-        },
-    ]
+    vec![key_op, KvOp::Put { key: tenant_key(tenant_id), value: to_json(&record) }]
 }
 
 /// Writes for `DELETE /admin/tenants/{id}/keys/{key_id}`; `None` if the key is not this tenant's.
 #[must_use]
-pub fn plan_remove_key(
-    tenant_id: &str,
-    mut record: TenantRecord,
-    key_id: &str,
-    now: &str,
-) -> Option<Vec<KvOp>> {
+pub fn plan_remove_key(tenant_id: &str, mut record: TenantRecord, key_id: &str, now: &str) -> Option<Vec<KvOp>> {
     let pos = record.keys.iter().position(|k| k.id == key_id)?;
     let entry = record.keys.remove(pos);
     record.updated_at = now.to_string();
     Some(vec![
-        KvOp::Delete {
-            key: gateway_key(&entry.sha256),
-        },
-        KvOp::Put {
-            key: tenant_key(tenant_id),
-            value: to_json(&record),
-        },
+        KvOp::Delete { key: gateway_key(&entry.sha256) },
+        KvOp::Put { key: tenant_key(tenant_id), value: to_json(&record) },
     ])
 }
 
@@ -397,8 +316,7 @@ mod tests {
     use base64::Engine;
 
     fn master() -> MasterKey {
-        MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32]))
-            .unwrap()
+        MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32])).unwrap()
     }
 
     const BODY: &str = r#"{"providers":{"openai":{"api_key":"sk-plain-openai"},"anthropic":{"api_key":"sk-ant-plain"}},
@@ -418,9 +336,7 @@ mod tests {
         assert_eq!(back.openai_key.unwrap().expose(), "sk-plain-openai");
         assert!(back.anthropic_key.is_none());
         assert_eq!(back.mcp.servers["crm"].require_approval, Approval::Always);
-        assert!(
-            matches!(&back.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].1.expose() == "hdr-plain")
-        );
+        assert!(matches!(&back.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].1.expose() == "hdr-plain"));
         // A record copied under another tenant id does not open.
         assert!(open_tenant(&k, "evil", &stored, true, true, true).is_err());
     }
@@ -438,51 +354,26 @@ mod tests {
 
     #[test]
     fn plans_keep_keys_and_tenant_in_step() {
-        let entry = KeyEntry {
-            id: "key_1".into(),
-            sha256: "ab".into(),
-            created_at: "t".into(),
-        };
+        let entry = KeyEntry { id: "key_1".into(), sha256: "ab".into(), created_at: "t".into() };
         let (rec, ops) = plan_put_tenant("acme", None, StoredTenant::default(), "t0");
         assert_eq!(ops.len(), 1);
         let ops = plan_add_key("acme", rec.clone(), entry.clone(), "t1");
         assert!(matches!(&ops[0], KvOp::Put { key, .. } if key == "gk:ab"));
-        let rec = TenantRecord {
-            keys: vec![entry],
-            ..rec
-        };
+        let rec = TenantRecord { keys: vec![entry], ..rec };
         let (_, ops) = plan_put_tenant("acme", Some(rec.clone()), StoredTenant::default(), "t2");
         assert_eq!(ops.len(), 2, "replacing a tenant rewrites its key records");
         assert!(plan_remove_key("acme", rec.clone(), "key_other", "t").is_none());
         let ops = plan_remove_key("acme", rec.clone(), "key_1", "t").unwrap();
-        assert_eq!(
-            ops[0],
-            KvOp::Delete {
-                key: "gk:ab".into()
-            }
-        );
+        assert_eq!(ops[0], KvOp::Delete { key: "gk:ab".into() });
         let ops = plan_delete_tenant("acme", &rec);
-        assert_eq!(
-            ops,
-            vec![
-                KvOp::Delete {
-                    key: "gk:ab".into()
-                },
-                KvOp::Delete {
-                    key: "tenant:acme".into()
-                }
-            ]
-        );
+        assert_eq!(ops, vec![KvOp::Delete { key: "gk:ab".into() }, KvOp::Delete { key: "tenant:acme".into() }]);
     }
 
     #[test]
     fn storage_doc_lists_every_prefix() {
         let doc = include_str!("../docs/storage-schema.md");
         for p in PREFIXES {
-            assert!(
-                doc.contains(&format!("`{p}")),
-                "docs/storage-schema.md does not document {p}"
-            );
+            assert!(doc.contains(&format!("`{p}")), "docs/storage-schema.md does not document {p}");
         }
     }
 }

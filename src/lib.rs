@@ -12,9 +12,12 @@ pub mod error;
 pub mod headers;
 pub mod json;
 pub mod kv_schema;
+pub mod log;
 pub mod providers;
 pub mod route;
+pub mod scrub;
 pub mod secret;
+pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

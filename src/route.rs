@@ -77,11 +77,7 @@ pub fn shape_of(path: &str) -> Shape {
 fn is_unsafe_segment(seg: &str) -> bool {
     let lower = seg.to_ascii_lowercase();
     let decoded_dots = lower.replace("%2e", ".");
-    decoded_dots == "."
-        || decoded_dots == ".."
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || seg.contains('\\')
+    decoded_dots == "." || decoded_dots == ".." || lower.contains("%2f") || lower.contains("%5c") || seg.contains('\\')
 }
 
 /// Classifies a request.
@@ -110,18 +106,12 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             }
             let rewrite = match (provider, m, rest) {
                 (Provider::OpenAi, Method::Post, "/v1/responses") => Some(Rewrite::Responses),
-                (
-                    Provider::Anthropic,
-                    Method::Post,
-                    "/v1/messages" | "/v1/messages/count_tokens",
-                ) => Some(Rewrite::Messages),
+                (Provider::Anthropic, Method::Post, "/v1/messages" | "/v1/messages/count_tokens") => {
+                    Some(Rewrite::Messages)
+                }
                 _ => None,
             };
-            return Ok(Route::Provider {
-                provider,
-                upstream_path: rest.to_string(),
-                rewrite,
-            });
+            return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
         }
     }
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
@@ -134,25 +124,11 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
     let parts: Vec<&str> = rest.split('/').collect();
     let tenant = (*parts.first().unwrap_or(&"")).to_string();
     let (route, allowed): (AdminRoute, &'static str) = match parts.as_slice() {
-        [_] => (
-            AdminRoute::Tenant {
-                tenant: tenant.clone(),
-            },
-            "GET, PUT, DELETE",
-        ),
-        [_, "keys"] => (
-            AdminRoute::Keys {
-                tenant: tenant.clone(),
-            },
-            "GET, POST",
-        ),
-        [_, "keys", key_id] if !key_id.is_empty() => (
-            AdminRoute::Key {
-                tenant: tenant.clone(),
-                key_id: (*key_id).to_string(),
-            },
-            "DELETE",
-        ),
+        [_] => (AdminRoute::Tenant { tenant: tenant.clone() }, "GET, PUT, DELETE"),
+        [_, "keys"] => (AdminRoute::Keys { tenant: tenant.clone() }, "GET, POST"),
+        [_, "keys", key_id] if !key_id.is_empty() => {
+            (AdminRoute::Key { tenant: tenant.clone(), key_id: (*key_id).to_string() }, "DELETE")
+        }
         _ => return Err(GatewayError::not_found()),
     };
     let ok = match (&route, m) {
@@ -193,23 +169,13 @@ mod tests {
         );
         assert_eq!(
             classify("GET", "/openai/v1/responses/resp_1").unwrap(),
-            Route::Provider {
-                provider: Provider::OpenAi,
-                upstream_path: "/v1/responses/resp_1".into(),
-                rewrite: None
-            }
+            Route::Provider { provider: Provider::OpenAi, upstream_path: "/v1/responses/resp_1".into(), rewrite: None }
         );
         assert!(matches!(
             classify("POST", "/anthropic/v1/messages/count_tokens").unwrap(),
-            Route::Provider {
-                rewrite: Some(Rewrite::Messages),
-                ..
-            }
+            Route::Provider { rewrite: Some(Rewrite::Messages), .. }
         ));
-        assert!(matches!(
-            classify("GET", "/anthropic/v1/messages").unwrap(),
-            Route::Provider { rewrite: None, .. }
-        ));
+        assert!(matches!(classify("GET", "/anthropic/v1/messages").unwrap(), Route::Provider { rewrite: None, .. }));
         assert!(matches!(
             classify("POST", "/openai/v1/chat/completions").unwrap(),
             Route::Provider { rewrite: None, .. }
@@ -252,10 +218,7 @@ mod tests {
     #[test]
     fn tenant_ids_are_checked() {
         assert_eq!(status("PUT", "/admin/tenants/a%20b"), 400);
-        assert_eq!(
-            status("PUT", &format!("/admin/tenants/{}", "a".repeat(65))),
-            400
-        );
+        assert_eq!(status("PUT", &format!("/admin/tenants/{}", "a".repeat(65))), 400);
         assert_eq!(status("PUT", "/admin/tenants/Acme_1-x"), 200);
     }
 

@@ -19,15 +19,17 @@ const MAX_SECRET_LEN: usize = 8192;
 const MAX_TOOLS: usize = 512;
 const MAX_SERVERS: usize = 64;
 
+// Raw records hold each field as raw JSON so that its type error can name
+// the field's full path; `deny_unknown_fields` names unknown ones.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTenant<'a> {
     #[serde(default, borrow)]
     providers: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    mcp_servers: Option<BTreeMap<String, &'a RawValue>>,
-    #[serde(default)]
-    allow_unmanaged_mcp_servers: Option<bool>,
+    mcp_servers: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    allow_unmanaged_mcp_servers: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -41,20 +43,22 @@ struct RawProviders<'a> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProviderKey {
-    api_key: String,
+struct RawProviderKey<'a> {
+    #[serde(borrow)]
+    api_key: &'a RawValue,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer<'a> {
-    url: String,
+    #[serde(borrow)]
+    url: &'a RawValue,
     #[serde(borrow)]
     auth: &'a RawValue,
-    #[serde(default)]
-    allowed_tools: Option<Vec<String>>,
-    #[serde(default)]
-    require_approval: Option<String>,
+    #[serde(default, borrow)]
+    allowed_tools: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    require_approval: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -72,18 +76,20 @@ struct RawAuthNone {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAuthBearer {
+struct RawAuthBearer<'a> {
     #[serde(rename = "type")]
     _kind: String,
-    token: String,
+    #[serde(borrow)]
+    token: &'a RawValue,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAuthHeaders {
+struct RawAuthHeaders<'a> {
     #[serde(rename = "type")]
     _kind: String,
-    headers: BTreeMap<String, String>,
+    #[serde(borrow)]
+    headers: &'a RawValue,
 }
 
 /// Options that change what a valid tenant is.
@@ -97,17 +103,30 @@ fn invalid(path: &str, why: impl std::fmt::Display) -> GatewayError {
     GatewayError::bad_param(path, format!("Invalid tenant config at '{path}': {why}"))
 }
 
-/// serde's messages name unknown fields and expected types but quote no
-/// string values except field names; still, keep only the part before
-/// " at line" so positions do not confuse, and cap the length.
+/// serde's reason without positions and without the submitted value:
+/// "invalid type: string \"sk-…\", expected a sequence" would echo what may
+/// be a secret, so type errors keep only the two type names.
 fn serde_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let text = text.split(" at line ").next().unwrap_or("invalid value");
+    if let Some(rest) = text.strip_prefix("invalid type: ").or_else(|| text.strip_prefix("invalid value: ")) {
+        let found = rest.split([' ', ',']).next().unwrap_or("value");
+        let expected = rest.split_once(", expected ").map_or("another type", |(_, e)| e);
+        return format!("expected {expected}, found {found}");
+    }
     text.chars().take(200).collect()
 }
 
 fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
     serde_json::from_str(raw).map_err(|e| invalid(path, serde_reason(&e)))
+}
+
+/// An optional field; `null` counts as absent.
+fn optional<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>, path: &str) -> Result<Option<T>, GatewayError> {
+    match raw.filter(|r| r.get() != "null") {
+        None => Ok(None),
+        Some(r) => parse_at(r.get(), path).map(Some),
+    }
 }
 
 /// Parses and validates an admin tenant body.
@@ -116,10 +135,8 @@ fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, Gatew
 /// A 400 naming the first offending field.
 pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayError> {
     crate::json::check_strict(body)?;
-    let text = std::str::from_utf8(body)
-        .map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
-    let raw: RawTenant<'_> =
-        serde_json::from_str(text).map_err(|e| invalid("$", serde_reason(&e)))?;
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
+    let raw: RawTenant<'_> = serde_json::from_str(text).map_err(|e| invalid("$", serde_reason(&e)))?;
 
     let mut tenant = Tenant::default();
     if let Some(p) = raw.providers.filter(|p| p.get() != "null") {
@@ -127,29 +144,24 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
         tenant.openai_key = parse_provider_key(providers.openai, "providers.openai")?;
         tenant.anthropic_key = parse_provider_key(providers.anthropic, "providers.anthropic")?;
     }
-    let servers = raw.mcp_servers.unwrap_or_default();
+    let servers: BTreeMap<String, &RawValue> = match raw.mcp_servers.filter(|r| r.get() != "null") {
+        None => BTreeMap::new(),
+        Some(r) => parse_at(r.get(), "mcp_servers")?,
+    };
     if servers.len() > MAX_SERVERS {
-        return Err(invalid(
-            "mcp_servers",
-            format_args!("at most {MAX_SERVERS} servers"),
-        ));
+        return Err(invalid("mcp_servers", format_args!("at most {MAX_SERVERS} servers")));
     }
     let mut map = BTreeMap::new();
     for (name, value) in servers {
         if !is_valid_name(&name) {
-            return Err(invalid(
-                "mcp_servers",
-                "server names must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
-            ));
+            return Err(invalid("mcp_servers", "server names must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"));
         }
         let path = format!("mcp_servers.{name}");
         let server = parse_server(value.get(), &path, opts)?;
         map.insert(name, server);
     }
-    tenant.mcp = McpPolicy {
-        servers: map,
-        allow_unmanaged: raw.allow_unmanaged_mcp_servers.unwrap_or(false),
-    };
+    let allow_unmanaged = optional(raw.allow_unmanaged_mcp_servers, "allow_unmanaged_mcp_servers")?.unwrap_or(false);
+    tenant.mcp = McpPolicy { servers: map, allow_unmanaged };
     Ok(tenant)
 }
 
@@ -157,34 +169,30 @@ fn parse_provider_key(raw: Option<&RawValue>, path: &str) -> Result<Option<Secre
     let Some(raw) = raw.filter(|r| r.get() != "null") else {
         return Ok(None);
     };
-    let key: RawProviderKey = parse_at(raw.get(), path)?;
-    Ok(Some(check_secret(key.api_key, &format!("{path}.api_key"))?))
+    let key: RawProviderKey<'_> = parse_at(raw.get(), path)?;
+    let key_path = format!("{path}.api_key");
+    let api_key: String = parse_at(key.api_key.get(), &key_path)?;
+    Ok(Some(check_secret(api_key, &key_path)?))
 }
 
 fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, GatewayError> {
     let s: RawServer<'_> = parse_at(raw, path)?;
-    let url = check_url(&s.url, &format!("{path}.url"), opts)?;
+    let url_path = format!("{path}.url");
+    let url: String = parse_at(s.url.get(), &url_path)?;
+    let url = check_url(&url, &url_path, opts)?;
     let auth = parse_auth(s.auth.get(), &format!("{path}.auth"))?;
-    let allowed_tools = match s.allowed_tools {
+    let tools_path = format!("{path}.allowed_tools");
+    let allowed_tools = match optional::<Vec<String>>(s.allowed_tools, &tools_path)? {
         None => None,
-        Some(tools) => Some(check_tools(tools, &format!("{path}.allowed_tools"))?),
+        Some(tools) => Some(check_tools(tools, &tools_path)?),
     };
-    let require_approval = match s.require_approval.as_deref() {
+    let approval: Option<String> = optional(s.require_approval, &format!("{path}.require_approval"))?;
+    let require_approval = match approval.as_deref() {
         None | Some("never") => Approval::Never,
         Some("always") => Approval::Always,
-        Some(_) => {
-            return Err(invalid(
-                &format!("{path}.require_approval"),
-                "must be \"never\" or \"always\"",
-            ))
-        }
+        Some(_) => return Err(invalid(&format!("{path}.require_approval"), "must be \"never\" or \"always\"")),
     };
-    Ok(McpServer {
-        url,
-        auth,
-        allowed_tools,
-        require_approval,
-    })
+    Ok(McpServer { url, auth, allowed_tools, require_approval })
 }
 
 fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
@@ -195,45 +203,32 @@ fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
             Ok(McpAuth::None)
         }
         "bearer" => {
-            let b: RawAuthBearer = parse_at(raw, path)?;
-            Ok(McpAuth::Bearer(check_secret(
-                b.token,
-                &format!("{path}.token"),
-            )?))
+            let b: RawAuthBearer<'_> = parse_at(raw, path)?;
+            let token_path = format!("{path}.token");
+            let token: String = parse_at(b.token.get(), &token_path)?;
+            Ok(McpAuth::Bearer(check_secret(token, &token_path)?))
         }
         "headers" => {
-            let h: RawAuthHeaders = parse_at(raw, path)?;
-            if h.headers.is_empty() {
-                return Err(invalid(
-                    &format!("{path}.headers"),
-                    "must name at least one header",
-                ));
+            let h: RawAuthHeaders<'_> = parse_at(raw, path)?;
+            let headers_path = format!("{path}.headers");
+            let headers: BTreeMap<String, String> = parse_at(h.headers.get(), &headers_path)?;
+            if headers.is_empty() {
+                return Err(invalid(&headers_path, "must name at least one header"));
             }
-            let mut out = Vec::with_capacity(h.headers.len());
-            for (name, value) in h.headers {
+            let mut out = Vec::with_capacity(headers.len());
+            for (name, value) in headers {
                 if !is_http_token(&name) || name.len() > 256 {
-                    return Err(invalid(
-                        &format!("{path}.headers"),
-                        "header names must be HTTP tokens",
-                    ));
+                    return Err(invalid(&headers_path, "header names must be HTTP tokens"));
                 }
+                let value_path = format!("{headers_path}.{name}");
                 if is_reserved_header(&name) {
-                    return Err(invalid(
-                        &format!("{path}.headers.{name}"),
-                        "this header cannot be set as a credential",
-                    ));
+                    return Err(invalid(&value_path, "this header cannot be set as a credential"));
                 }
-                out.push((
-                    name.clone(),
-                    check_secret(value, &format!("{path}.headers.{name}"))?,
-                ));
+                out.push((name, check_secret(value, &value_path)?));
             }
             Ok(McpAuth::Headers(out))
         }
-        _ => Err(invalid(
-            &format!("{path}.type"),
-            "must be one of \"none\", \"bearer\", \"headers\"",
-        )),
+        _ => Err(invalid(&format!("{path}.type"), "must be one of \"none\", \"bearer\", \"headers\"")),
     }
 }
 
@@ -243,19 +238,10 @@ fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
         return Err(invalid(path, "must not be empty"));
     }
     if value.len() > MAX_SECRET_LEN {
-        return Err(invalid(
-            path,
-            format_args!("must be at most {MAX_SECRET_LEN} bytes"),
-        ));
+        return Err(invalid(path, format_args!("must be at most {MAX_SECRET_LEN} bytes")));
     }
-    if !value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
-    {
-        return Err(invalid(
-            path,
-            "must be printable ASCII without CR, LF or NUL",
-        ));
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        return Err(invalid(path, "must be printable ASCII without CR, LF or NUL"));
     }
     Ok(Secret::new(value))
 }
@@ -267,10 +253,7 @@ fn check_tools(tools: Vec<String>, path: &str) -> Result<Vec<String>, GatewayErr
     let mut out: Vec<String> = Vec::with_capacity(tools.len());
     for t in tools {
         if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
-            return Err(invalid(
-                path,
-                "tool names must be 1-128 characters without control characters",
-            ));
+            return Err(invalid(path, "tool names must be 1-128 characters without control characters"));
         }
         if !out.contains(&t) {
             out.push(t);
@@ -282,9 +265,7 @@ fn check_tools(tools: Vec<String>, path: &str) -> Result<Vec<String>, GatewayErr
 /// RFC 9110 `token`.
 #[must_use]
 pub fn is_http_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_reserved_header(name: &str) -> bool {
@@ -321,9 +302,7 @@ fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, Gatewa
     }
     match url.scheme() {
         "https" => {}
-        "http"
-            if opts.allow_insecure_urls
-                && (host == "127.0.0.1" || host == "localhost" || host == "[::1]") => {}
+        "http" if opts.allow_insecure_urls && (host == "127.0.0.1" || host == "localhost" || host == "[::1]") => {}
         "http" => return Err(invalid(path, "must use https://")),
         _ => return Err(invalid(path, "must use https://")),
     }
@@ -360,27 +339,22 @@ mod tests {
         assert_eq!(t.mcp.servers.len(), 3);
         let crm = &t.mcp.servers["crm"];
         assert!(matches!(&crm.auth, McpAuth::Bearer(s) if s.expose() == "t0k"));
-        assert_eq!(
-            crm.allowed_tools.as_deref(),
-            Some(&["search".to_string(), "lookup".to_string()][..])
-        );
-        assert!(
-            matches!(&t.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].0 == "X-Api-Key")
-        );
+        assert_eq!(crm.allowed_tools.as_deref(), Some(&["search".to_string(), "lookup".to_string()][..]));
+        assert!(matches!(&t.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].0 == "X-Api-Key"));
         assert_eq!(t.mcp.servers["public"].require_approval, Approval::Never);
     }
 
     #[test]
     fn unknown_fields_are_named() {
-        let e = parse(
-            r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"none"},"colour":1}}}"#,
-        )
-        .unwrap_err();
+        let e =
+            parse(r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"none"},"colour":1}}}"#).unwrap_err();
         assert_eq!(param(e.clone()), "mcp_servers.crm");
         assert!(e.message().contains("colour"), "{}", e.message());
         let e = parse(r#"{"provider":{}}"#).unwrap_err();
         assert!(e.message().contains("provider"));
-        let e = parse(r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"bearer","token":"x","extra":1}}}}"#).unwrap_err();
+        let e =
+            parse(r#"{"mcp_servers":{"crm":{"url":"https://a.b/","auth":{"type":"bearer","token":"x","extra":1}}}}"#)
+                .unwrap_err();
         assert_eq!(param(e), "mcp_servers.crm.auth");
     }
 
@@ -394,49 +368,61 @@ mod tests {
             "http://127.0.0.1:9/x",
         ];
         for u in bad {
-            let body =
-                format!(r#"{{"mcp_servers":{{"s":{{"url":"{u}","auth":{{"type":"none"}}}}}}}}"#);
+            let body = format!(r#"{{"mcp_servers":{{"s":{{"url":"{u}","auth":{{"type":"none"}}}}}}}}"#);
             assert_eq!(param(parse(&body).unwrap_err()), "mcp_servers.s.url", "{u}");
         }
         let body = r#"{"mcp_servers":{"s":{"url":"http://127.0.0.1:9/x","auth":{"type":"none"}}}}"#;
-        assert!(parse_tenant(
-            body.as_bytes(),
-            ParseOptions {
-                allow_insecure_urls: true
-            }
-        )
-        .is_ok());
+        assert!(parse_tenant(body.as_bytes(), ParseOptions { allow_insecure_urls: true }).is_ok());
     }
 
     #[test]
     fn secrets_are_checked_but_never_quoted() {
+        let e = parse(
+            r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"none"},"allowed_tools":"sk-wrong-place"}}}"#,
+        )
+        .unwrap_err();
+        assert!(!e.message().contains("sk-wrong-place"), "{}", e.message());
+        assert!(e.message().contains("expected a sequence, found string"), "{}", e.message());
         let e = parse(r#"{"providers":{"openai":{"api_key":"sk-abc\ndef"}}}"#).unwrap_err();
         assert!(!e.message().contains("sk-abc"));
         assert_eq!(param(e), "providers.openai.api_key");
-        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"headers","headers":{"Bad Name":"v"}}}}}"#).unwrap_err();
+        let e = parse(
+            r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"headers","headers":{"Bad Name":"v"}}}}}"#,
+        )
+        .unwrap_err();
         assert_eq!(param(e), "mcp_servers.s.auth.headers");
-        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"headers","headers":{"X-K":"a\u0000b"}}}}}"#).unwrap_err();
+        let e = parse(
+            r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"headers","headers":{"X-K":"a\u0000b"}}}}}"#,
+        )
+        .unwrap_err();
         assert_eq!(param(e), "mcp_servers.s.auth.headers.X-K");
     }
 
     #[test]
     fn names_and_enums_are_checked() {
-        let e = parse(r#"{"mcp_servers":{"../x":{"url":"https://a.b/","auth":{"type":"none"}}}}"#)
-            .unwrap_err();
+        let e = parse(r#"{"mcp_servers":{"../x":{"url":"https://a.b/","auth":{"type":"none"}}}}"#).unwrap_err();
         assert_eq!(param(e), "mcp_servers");
         let long = "a".repeat(65);
-        let e = parse(&format!(
-            r#"{{"mcp_servers":{{"{long}":{{"url":"https://a.b/","auth":{{"type":"none"}}}}}}}}"#
-        ))
-        .unwrap_err();
-        assert_eq!(param(e), "mcp_servers");
-        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"none"},"require_approval":"sometimes"}}}"#).unwrap_err();
-        assert_eq!(param(e), "mcp_servers.s.require_approval");
-        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"oauth"}}}}"#)
+        let e = parse(&format!(r#"{{"mcp_servers":{{"{long}":{{"url":"https://a.b/","auth":{{"type":"none"}}}}}}}}"#))
             .unwrap_err();
+        assert_eq!(param(e), "mcp_servers");
+        let e = parse(
+            r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"none"},"require_approval":"sometimes"}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.require_approval");
+        let e = parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"oauth"}}}}"#).unwrap_err();
         assert_eq!(param(e), "mcp_servers.s.auth.type");
         let e = parse(r#"{"allow_unmanaged_mcp_servers":"yes"}"#).unwrap_err();
-        assert_eq!(param(e), "$");
+        assert_eq!(param(e), "allow_unmanaged_mcp_servers");
+        let e =
+            parse(r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":{"type":"none"},"allowed_tools":"search"}}}"#)
+                .unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.allowed_tools");
+        let e = parse(r#"{"mcp_servers":{"s":{"url":5,"auth":{"type":"none"}}}}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers.s.url");
+        let e = parse(r#"{"mcp_servers":[]}"#).unwrap_err();
+        assert_eq!(param(e), "mcp_servers");
         assert!(parse("[]").is_err());
         assert!(parse(r#"{"providers":{},"providers":{}}"#).is_err());
     }

@@ -68,7 +68,5 @@ pub struct Tenant {
 /// `true` for names of tenants, servers: 1–64 chars of `[A-Za-z0-9_-]`.
 #[must_use]
 pub fn is_valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

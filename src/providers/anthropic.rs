@@ -81,10 +81,12 @@ pub fn rewrite_messages(
     policy: &McpPolicy,
 ) -> Result<AnthropicRewrite, GatewayError> {
     let mut top = json::strict_object(body)?;
-    let unchanged = || AnthropicRewrite {
-        body: None,
-        beta: None,
-        injected: Vec::new(),
+    let unchanged = || AnthropicRewrite { body: None, beta: None, injected: Vec::new() };
+    // `tools` is checked on every request (contract: wrong type → 400), even
+    // when no MCP server is named.
+    let tools = match top.get_raw_non_null("tools") {
+        Some(raw) => Some(read_tools(array_of(raw, "tools")?)?),
+        None => None,
     };
     let Some(servers_raw) = top.get_raw_non_null("mcp_servers") else {
         return Ok(unchanged());
@@ -93,10 +95,6 @@ pub fn rewrite_messages(
     if servers.is_empty() {
         return Ok(unchanged());
     }
-    let tools = match top.get_raw_non_null("tools") {
-        Some(raw) => Some(read_tools(array_of(raw, "tools")?)?),
-        None => None,
-    };
 
     let flags = beta_flags(beta_header);
     let has = |flag: &str| flags.iter().any(|f| f.eq_ignore_ascii_case(flag));
@@ -114,17 +112,10 @@ pub fn rewrite_messages(
         }
     };
 
-    let injected: Vec<String> = servers
-        .iter()
-        .filter(|s| s.managed.is_some())
-        .map(|s| s.name.clone().into_owned())
-        .collect();
+    let injected: Vec<String> =
+        servers.iter().filter(|s| s.managed.is_some()).map(|s| s.name.clone().into_owned()).collect();
     if injected.is_empty() {
-        return Ok(AnthropicRewrite {
-            body: None,
-            beta,
-            injected,
-        });
+        return Ok(AnthropicRewrite { body: None, beta, injected });
     }
 
     let mut server_vals = Vec::with_capacity(servers.len());
@@ -136,18 +127,12 @@ pub fn rewrite_messages(
     }
     top.set("mcp_servers", json::write_array(&server_vals));
 
-    let managed: Vec<(&str, &McpServer)> = servers
-        .iter()
-        .filter_map(|s| s.managed.map(|m| (s.name.as_ref(), m)))
-        .collect();
+    let managed: Vec<(&str, &McpServer)> =
+        servers.iter().filter_map(|s| s.managed.map(|m| (s.name.as_ref(), m))).collect();
     if let Some(tool_vals) = rewrite_toolsets(tools.as_deref(), &managed, shape)? {
         top.set("tools", json::write_array(&tool_vals));
     }
-    Ok(AnthropicRewrite {
-        body: Some(top.to_vec()?),
-        beta,
-        injected,
-    })
+    Ok(AnthropicRewrite { body: Some(top.to_vec()?), beta, injected })
 }
 
 /// Checks every `mcp_servers[]` entry and classifies it as managed or passed through.
@@ -159,18 +144,12 @@ fn read_servers<'a, 'p>(
     for (i, raw) in items.into_iter().enumerate() {
         let param = format!("mcp_servers[{i}]");
         if kind(raw) != Kind::Object {
-            return Err(GatewayError::bad_param(
-                &param,
-                format!("{param} must be an object."),
-            ));
+            return Err(GatewayError::bad_param(&param, format!("{param} must be an object.")));
         }
-        let members = Members::parse(raw)
-            .map_err(|_| GatewayError::bad_param(&param, format!("{param} is malformed.")))?;
+        let members =
+            Members::parse(raw).map_err(|_| GatewayError::bad_param(&param, format!("{param} is malformed.")))?;
         let name = members.get_raw("name").and_then(as_str).ok_or_else(|| {
-            GatewayError::bad_param(
-                format!("{param}.name"),
-                format!("{param}.name must be a string."),
-            )
+            GatewayError::bad_param(format!("{param}.name"), format!("{param}.name must be a string."))
         })?;
         let managed = policy.servers.get(name.as_ref());
         match managed {
@@ -200,12 +179,7 @@ fn read_servers<'a, 'p>(
             None if policy.allow_unmanaged => {}
             None => return Err(unknown_server(&format!("{param}.name"), &name)),
         }
-        out.push(ServerEntry {
-            raw,
-            members,
-            name,
-            managed,
-        });
+        out.push(ServerEntry { raw, members, name, managed });
     }
     Ok(out)
 }
@@ -216,13 +190,10 @@ fn read_tools(items: Vec<&RawValue>) -> Result<Vec<ToolEntry<'_>>, GatewayError>
     for (j, raw) in items.into_iter().enumerate() {
         let param = format!("tools[{j}]");
         if kind(raw) != Kind::Object {
-            return Err(GatewayError::bad_param(
-                &param,
-                format!("{param} must be an object."),
-            ));
+            return Err(GatewayError::bad_param(&param, format!("{param} must be an object.")));
         }
-        let members = Members::parse(raw)
-            .map_err(|_| GatewayError::bad_param(&param, format!("{param} is malformed.")))?;
+        let members =
+            Members::parse(raw).map_err(|_| GatewayError::bad_param(&param, format!("{param} is malformed.")))?;
         let toolset = match members.get_raw("type") {
             None => None,
             Some(ty) => match as_str(ty) {
@@ -233,15 +204,12 @@ fn read_tools(items: Vec<&RawValue>) -> Result<Vec<ToolEntry<'_>>, GatewayError>
                     ))
                 }
                 Some(ty) if ty == TOOLSET => {
-                    let server = members
-                        .get_raw("mcp_server_name")
-                        .and_then(as_str)
-                        .ok_or_else(|| {
-                            GatewayError::bad_param(
-                                format!("{param}.mcp_server_name"),
-                                format!("{param}.mcp_server_name must be a string."),
-                            )
-                        })?;
+                    let server = members.get_raw("mcp_server_name").and_then(as_str).ok_or_else(|| {
+                        GatewayError::bad_param(
+                            format!("{param}.mcp_server_name"),
+                            format!("{param}.mcp_server_name must be a string."),
+                        )
+                    })?;
                     Some((members, server))
                 }
                 Some(_) => None,
@@ -256,10 +224,7 @@ fn read_tools(items: Vec<&RawValue>) -> Result<Vec<ToolEntry<'_>>, GatewayError>
 fn infer_shape(servers: &[ServerEntry<'_, '_>], tools: Option<&[ToolEntry<'_>]>) -> Shape {
     if tools.is_some_and(|t| t.iter().any(|e| e.toolset.is_some())) {
         Shape::Toolset
-    } else if servers
-        .iter()
-        .any(|s| s.members.get_raw_non_null("tool_configuration").is_some())
-    {
+    } else if servers.iter().any(|s| s.members.get_raw_non_null("tool_configuration").is_some()) {
         Shape::ToolConfiguration
     } else {
         Shape::Toolset
@@ -268,12 +233,7 @@ fn infer_shape(servers: &[ServerEntry<'_, '_>], tools: Option<&[ToolEntry<'_>]>)
 
 /// The client's `anthropic-beta` flags: comma-separated, trimmed, empties dropped.
 fn beta_flags(header: Option<&str>) -> Vec<&str> {
-    header.map_or_else(Vec::new, |h| {
-        h.split(',')
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-            .collect()
-    })
+    header.map_or_else(Vec::new, |h| h.split(',').map(str::trim).filter(|f| !f.is_empty()).collect())
 }
 
 /// Client flags in order without repeats, then `flag`, comma-joined without spaces.
@@ -304,27 +264,17 @@ fn check_tool_configuration(members: &Members<'_>, param: &str) -> Result<(), Ga
         return Err(bad());
     }
     let config = Members::parse(raw).map_err(|_| bad())?;
-    if config
-        .get_raw_non_null("enabled")
-        .is_some_and(|v| as_bool(v).is_none())
-    {
+    if config.get_raw_non_null("enabled").is_some_and(|v| as_bool(v).is_none()) {
         return Err(bad());
     }
-    if config
-        .get_raw_non_null("allowed_tools")
-        .is_some_and(|v| as_str_array(v).is_none())
-    {
+    if config.get_raw_non_null("allowed_tools").is_some_and(|v| as_str_array(v).is_none()) {
         return Err(bad());
     }
     Ok(())
 }
 
 /// A managed `mcp_servers[]` entry with the gateway's `url`, token and allowed tools.
-fn complete_server<'a>(
-    mut entry: Members<'a>,
-    server: &McpServer,
-    shape: Shape,
-) -> Result<Members<'a>, GatewayError> {
+fn complete_server<'a>(mut entry: Members<'a>, server: &McpServer, shape: Shape) -> Result<Members<'a>, GatewayError> {
     if entry.get("type").is_none() {
         entry.push("type", Val::json("url")?);
     }
@@ -339,10 +289,7 @@ fn complete_server<'a>(
         match entry.get_raw_non_null("tool_configuration") {
             Some(raw) => {
                 let mut config = Members::parse(raw).map_err(|e| internal(&e))?;
-                let names = match config
-                    .get_raw_non_null("allowed_tools")
-                    .and_then(as_str_array)
-                {
+                let names = match config.get_raw_non_null("allowed_tools").and_then(as_str_array) {
                     Some(client) => intersect(&client, tenant),
                     None => tenant.clone(),
                 };
@@ -361,9 +308,7 @@ fn complete_server<'a>(
 }
 
 fn internal(_: &serde_json::Error) -> GatewayError {
-    GatewayError::Internal {
-        message: "re-reading a checked JSON member failed".into(),
-    }
+    GatewayError::Internal { message: "re-reading a checked JSON member failed".into() }
 }
 
 /// Narrows client toolsets of managed servers and, in the toolset shape, adds the
@@ -431,14 +376,8 @@ struct Toolset<'a> {
 impl Toolset<'_> {
     /// Whether the client's toolset enables `tool`.
     fn enables(&self, tool: &str) -> bool {
-        let per_tool = self
-            .configs
-            .iter()
-            .find(|(t, _)| t == tool)
-            .and_then(|(_, c)| enabled(c));
-        per_tool
-            .or_else(|| self.default_config.as_ref().and_then(enabled))
-            .unwrap_or(true)
+        let per_tool = self.configs.iter().find(|(t, _)| t == tool).and_then(|(_, c)| enabled(c));
+        per_tool.or_else(|| self.default_config.as_ref().and_then(enabled)).unwrap_or(true)
     }
 }
 
@@ -455,22 +394,15 @@ fn read_toolset<'a>(members: &Members<'a>, j: usize) -> Result<Toolset<'a>, Gate
     }
     if let Some(raw) = members.get_raw_non_null("configs") {
         let param = format!("tools[{j}].configs");
-        let bad = || {
-            GatewayError::bad_param(
-                &param,
-                format!("{param} must be an object mapping tool names to configs."),
-            )
-        };
+        let bad =
+            || GatewayError::bad_param(&param, format!("{param} must be an object mapping tool names to configs."));
         if kind(raw) != Kind::Object {
             return Err(bad());
         }
         let configs = Members::parse(raw).map_err(|_| bad())?;
         for (tool, value) in configs.iter() {
             let value = value.as_raw().ok_or_else(bad)?;
-            toolset.configs.push((
-                Cow::Owned(tool.to_owned()),
-                read_tool_config(value, &param)?,
-            ));
+            toolset.configs.push((Cow::Owned(tool.to_owned()), read_tool_config(value, &param)?));
         }
     }
     Ok(toolset)
@@ -481,9 +413,7 @@ fn read_tool_config<'a>(raw: &'a RawValue, param: &str) -> Result<Members<'a>, G
     let bad = || {
         GatewayError::bad_param(
             param,
-            format!(
-                "{param} must hold objects with optional enabled and defer_loading (booleans)."
-            ),
+            format!("{param} must hold objects with optional enabled and defer_loading (booleans)."),
         )
     };
     if kind(raw) != Kind::Object {
@@ -491,10 +421,7 @@ fn read_tool_config<'a>(raw: &'a RawValue, param: &str) -> Result<Members<'a>, G
     }
     let config = Members::parse(raw).map_err(|_| bad())?;
     for key in ["enabled", "defer_loading"] {
-        if config
-            .get_raw_non_null(key)
-            .is_some_and(|v| as_bool(v).is_none())
-        {
+        if config.get_raw_non_null(key).is_some_and(|v| as_bool(v).is_none()) {
             return Err(bad());
         }
     }
@@ -516,12 +443,7 @@ fn narrow_toolset<'a>(
         if configs.get(tool).is_some() {
             continue;
         }
-        let mut config = client
-            .configs
-            .iter()
-            .find(|(t, _)| t == tool)
-            .map(|(_, c)| c.clone())
-            .unwrap_or_default();
+        let mut config = client.configs.iter().find(|(t, _)| t == tool).map(|(_, c)| c.clone()).unwrap_or_default();
         config.set("enabled", Val::json(&client.enables(tool))?);
         configs.push(tool, config.to_val()?);
     }
@@ -539,9 +461,7 @@ mod tests {
 
     use super::*;
     use crate::config::Approval;
-    use crate::json::test_support::{
-        assert_verbatim, fixture_files, policy_from_json, raw_members,
-    };
+    use crate::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
     use crate::secret::Secret;
 
     const NEW: &str = BETA_MCP_2025_11_20;
@@ -566,29 +486,16 @@ mod tests {
                 Some(&["search", "read", "write"]),
             ),
         );
-        servers.insert(
-            "open".to_owned(),
-            server("https://open.example/mcp", McpAuth::None, None),
-        );
+        servers.insert("open".to_owned(), server("https://open.example/mcp", McpAuth::None, None));
         servers.insert(
             "hdr".to_owned(),
-            server(
-                "https://hdr.example/mcp",
-                McpAuth::Headers(vec![("X-Key".into(), Secret::new("k-SECRET"))]),
-                None,
-            ),
+            server("https://hdr.example/mcp", McpAuth::Headers(vec![("X-Key".into(), Secret::new("k-SECRET"))]), None),
         );
-        McpPolicy {
-            servers,
-            allow_unmanaged: false,
-        }
+        McpPolicy { servers, allow_unmanaged: false }
     }
 
     fn permissive() -> McpPolicy {
-        McpPolicy {
-            allow_unmanaged: true,
-            ..policy()
-        }
+        McpPolicy { allow_unmanaged: true, ..policy() }
     }
 
     fn rw_with(body: &str, beta: Option<&str>, policy: &McpPolicy) -> AnthropicRewrite {
@@ -611,9 +518,7 @@ mod tests {
         match rewrite_messages(body.as_bytes(), beta, policy) {
             Err(e @ GatewayError::BadRequest { .. }) => {
                 assert_eq!(e.wire().status, 400);
-                let GatewayError::BadRequest { param, message } = e else {
-                    unreachable!()
-                };
+                let GatewayError::BadRequest { param, message } = e else { unreachable!() };
                 assert!(!message.contains("SECRET"), "{message}");
                 (param, message)
             }
@@ -622,9 +527,7 @@ mod tests {
     }
 
     fn param(body: &str) -> String {
-        err_with(body, None, &policy())
-            .0
-            .unwrap_or_else(|| panic!("no param for {body}"))
+        err_with(body, None, &policy()).0.unwrap_or_else(|| panic!("no param for {body}"))
     }
 
     #[test]
@@ -634,54 +537,24 @@ mod tests {
             r#"{"mcp_servers":null,"tools":[{"type":"mcp_toolset","mcp_server_name":"crm"}]}"#,
             r#"{"mcp_servers":[]}"#,
         ] {
-            assert_eq!(
-                rw(body, Some("foo")),
-                AnthropicRewrite {
-                    body: None,
-                    beta: None,
-                    injected: vec![]
-                },
-                "{body}"
-            );
+            assert_eq!(rw(body, Some("foo")), AnthropicRewrite { body: None, beta: None, injected: vec![] }, "{body}");
         }
     }
 
     #[test]
     fn rejects_malformed_servers() {
         assert_eq!(param(r#"{"mcp_servers":{}}"#), "mcp_servers");
-        assert_eq!(
-            param(r#"{"mcp_servers":[{"name":"open","url":"u"},[]]}"#),
-            "mcp_servers[1]"
-        );
-        assert_eq!(
-            param(r#"{"mcp_servers":[{"type":"url","url":"u"}]}"#),
-            "mcp_servers[0].name"
-        );
-        assert_eq!(
-            param(r#"{"mcp_servers":[{"name":1}]}"#),
-            "mcp_servers[0].name"
-        );
-        assert_eq!(
-            param(r#"{"mcp_servers":[{"name":"open"}],"tools":{}}"#),
-            "tools"
-        );
-        assert_eq!(
-            param(r#"{"mcp_servers":[{"name":"open"}],"tools":[1]}"#),
-            "tools[0]"
-        );
-        assert_eq!(
-            param(r#"{"mcp_servers":[{"name":"open"}],"tools":[{"type":2}]}"#),
-            "tools[0].type"
-        );
+        assert_eq!(param(r#"{"mcp_servers":[{"name":"open","url":"u"},[]]}"#), "mcp_servers[1]");
+        assert_eq!(param(r#"{"mcp_servers":[{"type":"url","url":"u"}]}"#), "mcp_servers[0].name");
+        assert_eq!(param(r#"{"mcp_servers":[{"name":1}]}"#), "mcp_servers[0].name");
+        assert_eq!(param(r#"{"mcp_servers":[{"name":"open"}],"tools":{}}"#), "tools");
+        assert_eq!(param(r#"{"mcp_servers":[{"name":"open"}],"tools":[1]}"#), "tools[0]");
+        assert_eq!(param(r#"{"mcp_servers":[{"name":"open"}],"tools":[{"type":2}]}"#), "tools[0].type");
         assert_eq!(
             param(r#"{"mcp_servers":[{"name":"open"}],"tools":[{"type":"mcp_toolset"}]}"#),
             "tools[0].mcp_server_name"
         );
-        for body in [
-            "[]",
-            "{\"a\":1,\"a\":1}",
-            "{\"mcp_servers\":[{\"name\":\"crm\",\"name\":\"x\"}]}",
-        ] {
+        for body in ["[]", "{\"a\":1,\"a\":1}", "{\"mcp_servers\":[{\"name\":\"crm\",\"name\":\"x\"}]}"] {
             assert_eq!(err_with(body, None, &policy()).0, None, "{body}");
         }
     }
@@ -698,10 +571,7 @@ mod tests {
         assert_eq!(r.injected, ["crm"]);
         // type added when absent; no url needed from the client.
         let v = out(r#"{"mcp_servers":[{"name":"open"}]}"#, Some(NEW));
-        assert_eq!(
-            v["mcp_servers"][0],
-            json!({"name":"open","type":"url","url":"https://open.example/mcp"})
-        );
+        assert_eq!(v["mcp_servers"][0], json!({"name":"open","type":"url","url":"https://open.example/mcp"}));
     }
 
     #[test]
@@ -712,65 +582,37 @@ mod tests {
             &policy(),
         );
         assert_eq!(p.as_deref(), Some("mcp_servers[1].authorization_token"));
-        assert_eq!(
-            m,
-            "MCP server 'crm' is managed by the gateway; do not send authorization_token."
-        );
-        let v = out(
-            r#"{"mcp_servers":[{"name":"open","authorization_token":null}]}"#,
-            Some(NEW),
-        );
+        assert_eq!(m, "MCP server 'crm' is managed by the gateway; do not send authorization_token.");
+        let v = out(r#"{"mcp_servers":[{"name":"open","authorization_token":null}]}"#, Some(NEW));
         assert!(v["mcp_servers"][0].get("authorization_token").is_none());
-        let v = out(
-            r#"{"mcp_servers":[{"name":"crm","authorization_token":null}]}"#,
-            Some(NEW),
-        );
+        let v = out(r#"{"mcp_servers":[{"name":"crm","authorization_token":null}]}"#, Some(NEW));
         assert_eq!(v["mcp_servers"][0]["authorization_token"], "tok-crm-SECRET");
     }
 
     #[test]
     fn header_credentials_are_rejected_for_anthropic() {
-        let (p, m) = err_with(
-            r#"{"mcp_servers":[{"name":"open"},{"name":"hdr"}]}"#,
-            None,
-            &policy(),
-        );
+        let (p, m) = err_with(r#"{"mcp_servers":[{"name":"open"},{"name":"hdr"}]}"#, None, &policy());
         assert_eq!(p.as_deref(), Some("mcp_servers[1]"));
         assert!(m.contains("'hdr'") && m.contains("bearer token"), "{m}");
     }
 
     #[test]
     fn unknown_names() {
-        let (p, m) = err_with(
-            r#"{"mcp_servers":[{"name":"billing","url":"https://b.example"}]}"#,
-            None,
-            &policy(),
-        );
+        let (p, m) = err_with(r#"{"mcp_servers":[{"name":"billing","url":"https://b.example"}]}"#, None, &policy());
         assert_eq!(p.as_deref(), Some("mcp_servers[0].name"));
-        assert_eq!(
-            m,
-            "Unknown MCP server 'billing': name does not name a configured MCP server."
-        );
+        assert_eq!(m, "Unknown MCP server 'billing': name does not name a configured MCP server.");
         let long = "n".repeat(65);
         for name in ["", long.as_str(), "crm\u{e9}", "../crm", "crm "] {
-            let body = serde_json::to_string(
-                &json!({"mcp_servers":[{"name":name,"url":"https://x.example"}]}),
-            )
-            .unwrap();
+            let body =
+                serde_json::to_string(&json!({"mcp_servers":[{"name":name,"url":"https://x.example"}]})).unwrap();
             let (p, m) = err_with(&body, None, &policy());
             assert_eq!(p.as_deref(), Some("mcp_servers[0].name"));
             assert_eq!(m, "name does not name a configured MCP server.", "{name:?}");
         }
-        let body = r#"{"mcp_servers":[{"type":"url", "url":"https://x.example","name":"x","authorization_token":"theirs"}]}"#;
+        let body =
+            r#"{"mcp_servers":[{"type":"url", "url":"https://x.example","name":"x","authorization_token":"theirs"}]}"#;
         let r = rw_with(body, Some(OLD), &permissive());
-        assert_eq!(
-            r,
-            AnthropicRewrite {
-                body: None,
-                beta: None,
-                injected: vec![]
-            }
-        );
+        assert_eq!(r, AnthropicRewrite { body: None, beta: None, injected: vec![] });
         let r = rw_with(body, Some("foo"), &permissive());
         assert_eq!(r.body, None);
         assert_eq!(r.beta.as_deref(), Some("foo,mcp-client-2025-11-20"));
@@ -778,11 +620,7 @@ mod tests {
 
     #[test]
     fn duplicate_managed_names_are_rejected() {
-        let (p, _) = err_with(
-            r#"{"mcp_servers":[{"name":"crm"},{"name":"crm"}]}"#,
-            None,
-            &policy(),
-        );
+        let (p, _) = err_with(r#"{"mcp_servers":[{"name":"crm"},{"name":"crm"}]}"#, None, &policy());
         assert_eq!(p.as_deref(), Some("mcp_servers[1].name"));
         let dup_toolset = r#"{"mcp_servers":[{"name":"crm"}],"tools":[{"type":"mcp_toolset","mcp_server_name":"crm"},{"type":"mcp_toolset","mcp_server_name":"crm"}]}"#;
         let (p, _) = err_with(dup_toolset, None, &policy());
@@ -793,36 +631,22 @@ mod tests {
     fn beta_flags_are_chosen_and_merged() {
         let plain = r#"{"mcp_servers":[{"name":"open"}]}"#;
         assert_eq!(rw(plain, None).beta.as_deref(), Some(NEW));
-        assert_eq!(
-            rw(plain, Some("foo, bar")).beta.as_deref(),
-            Some("foo,bar,mcp-client-2025-11-20")
-        );
-        assert_eq!(
-            rw(plain, Some(" foo,,foo , ,bar ")).beta.as_deref(),
-            Some("foo,bar,mcp-client-2025-11-20")
-        );
+        assert_eq!(rw(plain, Some("foo, bar")).beta.as_deref(), Some("foo,bar,mcp-client-2025-11-20"));
+        assert_eq!(rw(plain, Some(" foo,,foo , ,bar ")).beta.as_deref(), Some("foo,bar,mcp-client-2025-11-20"));
         assert_eq!(rw(plain, Some("")).beta.as_deref(), Some(NEW));
         assert_eq!(rw(plain, Some(&format!("foo, {OLD}"))).beta, None);
         assert_eq!(rw(plain, Some(NEW)).beta, None);
         assert_eq!(rw(plain, Some("MCP-Client-2025-11-20")).beta, None);
         // Inference from the body.
-        let with_config =
-            r#"{"mcp_servers":[{"name":"open","tool_configuration":{"enabled":true}}]}"#;
-        assert_eq!(
-            rw(with_config, Some("foo")).beta.as_deref(),
-            Some("foo,mcp-client-2025-04-04")
-        );
+        let with_config = r#"{"mcp_servers":[{"name":"open","tool_configuration":{"enabled":true}}]}"#;
+        assert_eq!(rw(with_config, Some("foo")).beta.as_deref(), Some("foo,mcp-client-2025-04-04"));
         let null_config = r#"{"mcp_servers":[{"name":"open","tool_configuration":null}]}"#;
         assert_eq!(rw(null_config, None).beta.as_deref(), Some(NEW));
         let both = r#"{"mcp_servers":[{"name":"open","tool_configuration":{}}],"tools":[{"type":"mcp_toolset","mcp_server_name":"open"}]}"#;
         assert_eq!(rw(both, None).beta.as_deref(), Some(NEW));
-        let unmanaged_config = r#"{"mcp_servers":[{"name":"x","url":"https://x.example","tool_configuration":{"allowed_tools":[]}}]}"#;
-        assert_eq!(
-            rw_with(unmanaged_config, None, &permissive())
-                .beta
-                .as_deref(),
-            Some(OLD)
-        );
+        let unmanaged_config =
+            r#"{"mcp_servers":[{"name":"x","url":"https://x.example","tool_configuration":{"allowed_tools":[]}}]}"#;
+        assert_eq!(rw_with(unmanaged_config, None, &permissive()).beta.as_deref(), Some(OLD));
         // Both flags: choose one.
         let (p, m) = err_with(plain, Some(&format!("{OLD},{NEW}")), &policy());
         assert_eq!(p, None);
@@ -834,35 +658,21 @@ mod tests {
             || r#"{"mcp_servers":[{"name":"crm"}]}"#.to_owned(),
             |c| format!(r#"{{"mcp_servers":[{{"name":"crm","tool_configuration":{c}}}]}}"#),
         );
-        out(&body, Some(beta))["mcp_servers"][0]
-            .get("tool_configuration")
-            .cloned()
-            .unwrap_or(Value::Null)
+        out(&body, Some(beta))["mcp_servers"][0].get("tool_configuration").cloned().unwrap_or(Value::Null)
     }
 
     #[test]
     fn tool_configuration_is_intersected() {
-        assert_eq!(
-            tool_configuration(None, OLD),
-            json!({"allowed_tools":["search","read","write"]})
-        );
-        assert_eq!(
-            tool_configuration(Some("null"), OLD),
-            json!({"allowed_tools":["search","read","write"]})
-        );
+        assert_eq!(tool_configuration(None, OLD), json!({"allowed_tools":["search","read","write"]}));
+        assert_eq!(tool_configuration(Some("null"), OLD), json!({"allowed_tools":["search","read","write"]}));
         assert_eq!(
             tool_configuration(
-                Some(
-                    r#"{"enabled":false,"allowed_tools":["delete","read","read"],"future":{"a":1}}"#
-                ),
+                Some(r#"{"enabled":false,"allowed_tools":["delete","read","read"],"future":{"a":1}}"#),
                 OLD
             ),
             json!({"enabled":false,"allowed_tools":["read"],"future":{"a":1}})
         );
-        assert_eq!(
-            tool_configuration(Some(r#"{"allowed_tools":[]}"#), OLD),
-            json!({"allowed_tools":[]})
-        );
+        assert_eq!(tool_configuration(Some(r#"{"allowed_tools":[]}"#), OLD), json!({"allowed_tools":[]}));
         assert_eq!(
             tool_configuration(Some(r#"{"enabled":true}"#), OLD),
             json!({"enabled":true,"allowed_tools":["search","read","write"]})
@@ -878,25 +688,15 @@ mod tests {
             r#"{"mcp_servers":[{"name":"open","tool_configuration":{ "allowed_tools" : ["any"] }}]}"#,
             Some(OLD),
         );
-        assert!(
-            text.contains(r#""tool_configuration":{ "allowed_tools" : ["any"] }"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""tool_configuration":{ "allowed_tools" : ["any"] }"#), "{text}");
     }
 
     #[test]
     fn tool_configuration_shape_is_checked() {
-        for config in [
-            r#""all""#,
-            "[]",
-            r#"{"enabled":"yes"}"#,
-            r#"{"allowed_tools":"a"}"#,
-            r#"{"allowed_tools":[1]}"#,
-        ] {
+        for config in [r#""all""#, "[]", r#"{"enabled":"yes"}"#, r#"{"allowed_tools":"a"}"#, r#"{"allowed_tools":[1]}"#]
+        {
             for name in ["crm", "open"] {
-                let body = format!(
-                    r#"{{"mcp_servers":[{{"name":"{name}","tool_configuration":{config}}}]}}"#
-                );
+                let body = format!(r#"{{"mcp_servers":[{{"name":"{name}","tool_configuration":{config}}}]}}"#);
                 assert_eq!(param(&body), "mcp_servers[0].tool_configuration", "{body}");
             }
         }
@@ -917,19 +717,13 @@ mod tests {
         let text = out_text(body, None);
         assert!(text.ends_with(r#""messages":[],"tools":[{"type":"mcp_toolset","mcp_server_name":"crm","default_config":{"enabled":false},"configs":{"search":{"enabled":true},"read":{"enabled":true},"write":{"enabled":true}}},{"type":"mcp_toolset","mcp_server_name":"open"}]}"#), "{text}");
         // Existing tools kept in front; null tools replaced in place.
-        let v = out(
-            r#"{"tools":[{"name":"calc","input_schema":{}}],"mcp_servers":[{"name":"open"}]}"#,
-            Some(NEW),
-        );
+        let v = out(r#"{"tools":[{"name":"calc","input_schema":{}}],"mcp_servers":[{"name":"open"}]}"#, Some(NEW));
         assert_eq!(
             v["tools"],
             json!([{"name":"calc","input_schema":{}},{"type":"mcp_toolset","mcp_server_name":"open"}])
         );
         let text = out_text(r#"{"tools":null,"mcp_servers":[{"name":"open"}]}"#, None);
-        assert!(
-            text.starts_with(r#"{"tools":[{"type":"mcp_toolset""#),
-            "{text}"
-        );
+        assert!(text.starts_with(r#"{"tools":[{"type":"mcp_toolset""#), "{text}");
         // Old shape: never add toolsets.
         let v = out(body, Some(OLD));
         assert!(v.get("tools").is_none());
@@ -979,19 +773,14 @@ mod tests {
 
     #[test]
     fn toolsets_without_tenant_list_or_unmanaged_are_untouched() {
-        let open =
-            r#"{"type":"mcp_toolset","mcp_server_name":"open", "configs":{"x":{"enabled":true}}}"#;
-        let other =
-            r#"{"type":"mcp_toolset","mcp_server_name":"x","default_config":{"enabled":true}}"#;
+        let open = r#"{"type":"mcp_toolset","mcp_server_name":"open", "configs":{"x":{"enabled":true}}}"#;
+        let other = r#"{"type":"mcp_toolset","mcp_server_name":"x","default_config":{"enabled":true}}"#;
         let body = format!(
             r#"{{"mcp_servers":[{{"name":"open"}},{{"name":"x","url":"https://x.example"}}],"tools":[{open},{other}]}}"#
         );
         let r = rw_with(&body, None, &permissive());
         let text = String::from_utf8(r.body.unwrap()).unwrap();
-        assert!(
-            text.contains(&format!(r#""tools":[{open},{other}]"#)),
-            "{text}"
-        );
+        assert!(text.contains(&format!(r#""tools":[{open},{other}]"#)), "{text}");
         assert_eq!(r.injected, ["open"]);
     }
 
@@ -1039,28 +828,12 @@ mod tests {
 
     #[test]
     fn deep_and_broken_inputs_do_not_crash() {
-        let deep = format!(
-            r#"{{"messages":{}{},"mcp_servers":[]}}"#,
-            "[".repeat(10_000),
-            "]".repeat(10_000)
-        );
+        let deep = format!(r#"{{"messages":{}{},"mcp_servers":[]}}"#, "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(err_with(&deep, None, &policy()).0, None);
         let bytes = b"{\"mcp_servers\":[{\"name\":\"\xff\"}]}";
-        assert_eq!(
-            rewrite_messages(bytes, None, &policy())
-                .unwrap_err()
-                .wire()
-                .status,
-            400
-        );
+        assert_eq!(rewrite_messages(bytes, None, &policy()).unwrap_err().wire().status, 400);
         let bytes = b"{\"mcp_servers\":[{\"name\":\"crm\"}],\"x\":\"\xc3\x28\"}";
-        assert_eq!(
-            rewrite_messages(bytes, None, &policy())
-                .unwrap_err()
-                .wire()
-                .status,
-            400
-        );
+        assert_eq!(rewrite_messages(bytes, None, &policy()).unwrap_err().wire().status, 400);
     }
 
     // ---- golden fixtures ----
@@ -1084,16 +857,13 @@ mod tests {
         for path in files {
             let text = std::fs::read_to_string(&path).unwrap();
             let name = path.display().to_string();
-            let fx: Fixture<'_> =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let fx: Fixture<'_> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let policy = policy_from_json(&fx.policy);
             let request = fx.request.get().as_bytes();
             let result = rewrite_messages(request, fx.beta.as_deref(), &policy);
             if let Some(want) = fx.expected_error {
                 let e = result.expect_err(&format!("{name}: expected an error"));
-                let GatewayError::BadRequest { param, .. } = e else {
-                    panic!("{name}: {e:?}")
-                };
+                let GatewayError::BadRequest { param, .. } = e else { panic!("{name}: {e:?}") };
                 assert_eq!(json!(param), want["param"], "{name}");
                 continue;
             }
@@ -1118,14 +888,7 @@ mod tests {
         use super::*;
         use crate::json::test_support::{arb_members, arb_value};
 
-        const NAMES: [&str; 6] = [
-            "\"crm\"",
-            "\"open\"",
-            "\"hdr\"",
-            "\"other\"",
-            "\"../x\"",
-            "\"\\u0063rm\"",
-        ];
+        const NAMES: [&str; 6] = ["\"crm\"", "\"open\"", "\"hdr\"", "\"other\"", "\"../x\"", "\"\\u0063rm\""];
 
         fn arb_server() -> impl Strategy<Value = String> {
             let name = prop_oneof![4 => Just(NAMES[0]), 4 => Just(NAMES[1]), 1 => Just(NAMES[2]), 2 => Just(NAMES[3]), 1 => Just(NAMES[4]), 2 => Just(NAMES[5])];
@@ -1135,23 +898,17 @@ mod tests {
                 1 => Just(Some("null")),
                 1 => Just(Some("[]")),
             ];
-            let token =
-                prop_oneof![8 => Just(None), 1 => Just(Some("null")), 1 => Just(Some(r#""tok""#))];
-            (name, config, token, prop::bool::ANY, arb_members(2)).prop_map(
-                |(name, config, token, ty, extra)| {
-                    let mut parts = vec![
-                        format!(r#""name":{name}"#),
-                        r#""url" : "https://c.example""#.to_owned(),
-                    ];
-                    if ty {
-                        parts.insert(0, r#""type":"url""#.to_owned());
-                    }
-                    parts.extend(config.map(|c| format!(r#""tool_configuration":{c}"#)));
-                    parts.extend(token.map(|t| format!(r#""authorization_token":{t}"#)));
-                    parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\":{v}")));
-                    format!("{{{}}}", parts.join(","))
-                },
-            )
+            let token = prop_oneof![8 => Just(None), 1 => Just(Some("null")), 1 => Just(Some(r#""tok""#))];
+            (name, config, token, prop::bool::ANY, arb_members(2)).prop_map(|(name, config, token, ty, extra)| {
+                let mut parts = vec![format!(r#""name":{name}"#), r#""url" : "https://c.example""#.to_owned()];
+                if ty {
+                    parts.insert(0, r#""type":"url""#.to_owned());
+                }
+                parts.extend(config.map(|c| format!(r#""tool_configuration":{c}"#)));
+                parts.extend(token.map(|t| format!(r#""authorization_token":{t}"#)));
+                parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\":{v}")));
+                format!("{{{}}}", parts.join(","))
+            })
         }
 
         fn arb_tool() -> impl Strategy<Value = String> {
@@ -1164,10 +921,7 @@ mod tests {
             ])
                 .prop_map(|(n, rest)| format!(r#"{{"type":"mcp_toolset","mcp_server_name":{n}{rest}}}"#));
             let other = arb_members(3).prop_map(|m| {
-                let parts: Vec<String> = m
-                    .into_iter()
-                    .map(|(k, v)| format!("\"z{k}\" : {v}"))
-                    .collect();
+                let parts: Vec<String> = m.into_iter().map(|(k, v)| format!("\"z{k}\" : {v}")).collect();
                 format!(r#"{{"name":"calc", {}}}"#, parts.join(", ")).replace(", }", "}")
             });
             prop_oneof![3 => toolset, 4 => other, 1 => arb_value()]
@@ -1184,10 +938,7 @@ mod tests {
                 5 => prop::collection::vec(arb_tool(), 0..4).prop_map(|t| Some(format!("[ {} ]", t.join(",")))),
             ];
             (arb_members(3), servers, tools).prop_map(|(members, servers, tools)| {
-                let mut parts: Vec<String> = members
-                    .into_iter()
-                    .map(|(k, v)| format!("\"m{k}\": {v}"))
-                    .collect();
+                let mut parts: Vec<String> = members.into_iter().map(|(k, v)| format!("\"m{k}\": {v}")).collect();
                 parts.extend(servers.map(|s| format!("\"mcp_servers\": {s}")));
                 parts.extend(tools.map(|t| format!("\"tools\":{t}")));
                 format!("{{ {} }}", parts.join(",\n"))
@@ -1209,8 +960,7 @@ mod tests {
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| {
-                    serde_json::from_str::<Vec<&RawValue>>(v)
-                        .map(|e| e.iter().map(|r| r.get().to_owned()).collect())
+                    serde_json::from_str::<Vec<&RawValue>>(v).map(|e| e.iter().map(|r| r.get().to_owned()).collect())
                 })
                 .and_then(Result::ok)
                 .unwrap_or_default()

@@ -21,13 +21,7 @@ use crate::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val}
 use crate::secret::Secret;
 
 /// Members of an `mcp` tool the gateway owns for a managed server.
-const OWNED_FIELDS: [&str; 5] = [
-    "server_url",
-    "headers",
-    "authorization",
-    "connector_id",
-    "tunnel_id",
-];
+const OWNED_FIELDS: [&str; 5] = ["server_url", "headers", "authorization", "connector_id", "tunnel_id"];
 
 /// Result of a request rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,41 +41,29 @@ pub struct Rewritten {
 pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, GatewayError> {
     let mut top = json::strict_object(body)?;
     let Some(tools) = top.get_raw_non_null("tools") else {
-        return Ok(Rewritten {
-            body: None,
-            injected: Vec::new(),
-        });
+        return Ok(Rewritten { body: None, injected: Vec::new() });
     };
     let items = array_of(tools, "tools")?;
     let mut out = Vec::with_capacity(items.len());
     let mut injected: Vec<String> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         if kind(item) != Kind::Object {
-            return Err(GatewayError::bad_param(
-                format!("tools[{i}]"),
-                format!("tools[{i}] must be an object."),
-            ));
+            return Err(GatewayError::bad_param(format!("tools[{i}]"), format!("tools[{i}] must be an object.")));
         }
         let mut entry = Members::parse(item).map_err(|_| malformed(format!("tools[{i}]")))?;
         let ty = entry.get_raw("type").and_then(as_str).ok_or_else(|| {
-            GatewayError::bad_param(
-                format!("tools[{i}].type"),
-                format!("tools[{i}].type must be a string."),
-            )
+            GatewayError::bad_param(format!("tools[{i}].type"), format!("tools[{i}].type must be a string."))
         })?;
         if ty != "mcp" {
             out.push(Val::raw(item));
             continue;
         }
-        let label = entry
-            .get_raw("server_label")
-            .and_then(as_str)
-            .ok_or_else(|| {
-                GatewayError::bad_param(
-                    format!("tools[{i}].server_label"),
-                    format!("tools[{i}].server_label must be a string."),
-                )
-            })?;
+        let label = entry.get_raw("server_label").and_then(as_str).ok_or_else(|| {
+            GatewayError::bad_param(
+                format!("tools[{i}].server_label"),
+                format!("tools[{i}].server_label must be a string."),
+            )
+        })?;
         match policy.servers.get(label.as_ref()) {
             Some(server) => {
                 if injected.iter().any(|l| *l == label) {
@@ -99,27 +81,16 @@ pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, G
         }
     }
     if injected.is_empty() {
-        return Ok(Rewritten {
-            body: None,
-            injected,
-        });
+        return Ok(Rewritten { body: None, injected });
     }
     top.set("tools", json::write_array(&out));
-    Ok(Rewritten {
-        body: Some(top.to_vec()?),
-        injected,
-    })
+    Ok(Rewritten { body: Some(top.to_vec()?), injected })
 }
 
 /// Rejects client-owned fields, then fills in the server's URL, credentials,
 /// allowed tools and approval policy. Client members keep their order; new ones
 /// are appended.
-fn complete_mcp_tool(
-    entry: &mut Members<'_>,
-    i: usize,
-    label: &str,
-    server: &McpServer,
-) -> Result<(), GatewayError> {
+fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &McpServer) -> Result<(), GatewayError> {
     for field in OWNED_FIELDS {
         if entry.get_raw_non_null(field).is_some() {
             return Err(GatewayError::bad_param(
@@ -129,16 +100,8 @@ fn complete_mcp_tool(
         }
         entry.remove(field);
     }
-    let allowed = allowed_tools(
-        entry.get_raw("allowed_tools"),
-        server.allowed_tools.as_deref(),
-        i,
-    )?;
-    let approval = require_approval(
-        entry.get_raw("require_approval"),
-        server.require_approval,
-        i,
-    )?;
+    let allowed = allowed_tools(entry.get_raw("allowed_tools"), server.allowed_tools.as_deref(), i)?;
+    let approval = require_approval(entry.get_raw("require_approval"), server.require_approval, i)?;
     entry.push("server_url", Val::json(&server.url)?);
     match &server.auth {
         McpAuth::None => {}
@@ -171,11 +134,7 @@ struct Filter<'a> {
 }
 
 /// `param` names the member in the error; `path` is the filter's own path in the message.
-fn parse_filter<'a>(
-    raw: &'a RawValue,
-    param: &str,
-    path: &str,
-) -> Result<Filter<'a>, GatewayError> {
+fn parse_filter<'a>(raw: &'a RawValue, param: &str, path: &str) -> Result<Filter<'a>, GatewayError> {
     let bad = || {
         GatewayError::bad_param(
             param,
@@ -199,10 +158,7 @@ fn parse_filter<'a>(
             _ => return Err(bad()),
         }
     }
-    Ok(Filter {
-        members,
-        tool_names,
-    })
+    Ok(Filter { members, tool_names })
 }
 
 /// The effective `allowed_tools`: the client's choice narrowed to the tenant's list.
@@ -236,10 +192,7 @@ fn allowed_tools<'a>(
             match tenant {
                 None => Ok(Some(Val::raw(client))),
                 Some(t) => {
-                    let names = filter
-                        .tool_names
-                        .as_ref()
-                        .map_or_else(|| t.to_vec(), |c| intersect(c, t));
+                    let names = filter.tool_names.as_ref().map_or_else(|| t.to_vec(), |c| intersect(c, t));
                     filter.members.set("tool_names", Val::json(&names)?);
                     filter.members.to_val().map(Some)
                 }
@@ -261,11 +214,7 @@ pub(crate) fn intersect(client: &[Cow<'_, str>], tenant: &[String]) -> Vec<Strin
 }
 
 /// The effective `require_approval`: the tenant's policy, or anything stricter the client asked for.
-fn require_approval(
-    client: Option<&RawValue>,
-    tenant: Approval,
-    i: usize,
-) -> Result<Val<'_>, GatewayError> {
+fn require_approval(client: Option<&RawValue>, tenant: Approval, i: usize) -> Result<Val<'_>, GatewayError> {
     let param = format!("tools[{i}].require_approval");
     let client = client.filter(|v| kind(v) != Kind::Null);
     if let Some(raw) = client {
@@ -309,15 +258,9 @@ fn check_approval(raw: &RawValue, param: &str) -> Result<(), GatewayError> {
 }
 
 /// Reads a member that must be an array (the caller has excluded `null`).
-pub(crate) fn array_of<'a>(
-    raw: &'a RawValue,
-    param: &str,
-) -> Result<Vec<&'a RawValue>, GatewayError> {
+pub(crate) fn array_of<'a>(raw: &'a RawValue, param: &str) -> Result<Vec<&'a RawValue>, GatewayError> {
     if kind(raw) != Kind::Array {
-        return Err(GatewayError::bad_param(
-            param,
-            format!("{param} must be an array."),
-        ));
+        return Err(GatewayError::bad_param(param, format!("{param} must be an array.")));
     }
     json::parse_array(raw).map_err(|_| malformed(param.to_owned()))
 }
@@ -348,9 +291,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::json::test_support::{
-        assert_verbatim, fixture_files, policy_from_json, raw_members,
-    };
+    use crate::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
 
     fn server(url: &str, auth: McpAuth, allowed: Option<&[&str]>, approval: Approval) -> McpServer {
         McpServer {
@@ -384,26 +325,12 @@ mod tests {
                 Approval::Always,
             ),
         );
-        servers.insert(
-            "open".to_owned(),
-            server(
-                "https://open.example/mcp",
-                McpAuth::None,
-                None,
-                Approval::Never,
-            ),
-        );
-        McpPolicy {
-            servers,
-            allow_unmanaged: false,
-        }
+        servers.insert("open".to_owned(), server("https://open.example/mcp", McpAuth::None, None, Approval::Never));
+        McpPolicy { servers, allow_unmanaged: false }
     }
 
     fn permissive() -> McpPolicy {
-        McpPolicy {
-            allow_unmanaged: true,
-            ..policy()
-        }
+        McpPolicy { allow_unmanaged: true, ..policy() }
     }
 
     fn rw(body: &str) -> Rewritten {
@@ -422,9 +349,7 @@ mod tests {
         match rewrite_responses(body.as_bytes(), policy) {
             Err(e @ GatewayError::BadRequest { .. }) => {
                 assert_eq!(e.wire().status, 400);
-                let GatewayError::BadRequest { param, message } = e else {
-                    unreachable!()
-                };
+                let GatewayError::BadRequest { param, message } = e else { unreachable!() };
                 assert!(!message.contains("SECRET"), "{message}");
                 (param, message)
             }
@@ -448,22 +373,10 @@ mod tests {
             r#"{"model":"m","tools":[]}"#,
             r#"{"tools":[{"type":"function","name":"f","parameters":{}},{"type":"web_search"}]}"#,
         ] {
-            assert_eq!(
-                rw(body),
-                Rewritten {
-                    body: None,
-                    injected: vec![]
-                },
-                "{body}"
-            );
+            assert_eq!(rw(body), Rewritten { body: None, injected: vec![] }, "{body}");
         }
         let unmanaged = r#"{"tools":[{"type":"mcp","server_label":"elsewhere","server_url":"https://x.example"}]}"#;
-        assert_eq!(
-            rewrite_responses(unmanaged.as_bytes(), &permissive())
-                .unwrap()
-                .body,
-            None
-        );
+        assert_eq!(rewrite_responses(unmanaged.as_bytes(), &permissive()).unwrap().body, None);
     }
 
     #[test]
@@ -471,18 +384,9 @@ mod tests {
         for body in ["[]", "{", "{\"a\":1,\"a\":2}", "\"x\"", ""] {
             assert_eq!(err(body).0, None, "{body}");
         }
-        let dup_in_tool =
-            r#"{"tools":[{"type":"mcp","server_label":"crm","server_label":"other"}]}"#;
-        assert!(err(dup_in_tool)
-            .1
-            .contains("Duplicate key \"server_label\""));
-        assert_eq!(
-            rewrite_responses(b"{\"input\":\"\xff\"}", &policy())
-                .unwrap_err()
-                .wire()
-                .status,
-            400
-        );
+        let dup_in_tool = r#"{"tools":[{"type":"mcp","server_label":"crm","server_label":"other"}]}"#;
+        assert!(err(dup_in_tool).1.contains("Duplicate key \"server_label\""));
+        assert_eq!(rewrite_responses(b"{\"input\":\"\xff\"}", &policy()).unwrap_err().wire().status, 400);
     }
 
     #[test]
@@ -493,18 +397,9 @@ mod tests {
         assert_eq!(param(r#"{"tools":[null]}"#), "tools[0]");
         assert_eq!(param(r#"{"tools":[{"name":"f"}]}"#), "tools[0].type");
         assert_eq!(param(r#"{"tools":[{"type":7}]}"#), "tools[0].type");
-        assert_eq!(
-            param(r#"{"tools":[{"type":"mcp"}]}"#),
-            "tools[0].server_label"
-        );
-        assert_eq!(
-            param(r#"{"tools":[{"type":"mcp","server_label":null}]}"#),
-            "tools[0].server_label"
-        );
-        assert_eq!(
-            param(r#"{"tools":[{"type":"mcp","server_label":["crm"]}]}"#),
-            "tools[0].server_label"
-        );
+        assert_eq!(param(r#"{"tools":[{"type":"mcp"}]}"#), "tools[0].server_label");
+        assert_eq!(param(r#"{"tools":[{"type":"mcp","server_label":null}]}"#), "tools[0].server_label");
+        assert_eq!(param(r#"{"tools":[{"type":"mcp","server_label":["crm"]}]}"#), "tools[0].server_label");
     }
 
     #[test]
@@ -519,8 +414,7 @@ mod tests {
 
     #[test]
     fn header_server_gets_headers_and_always() {
-        let v =
-            out(r#"{"tools":[{"type":"mcp","server_label":"hdr","require_approval":"never"}]}"#);
+        let v = out(r#"{"tools":[{"type":"mcp","server_label":"hdr","require_approval":"never"}]}"#);
         assert_eq!(
             v["tools"][0],
             json!({"type":"mcp","server_label":"hdr","require_approval":"always","server_url":"https://hdr.example/mcp",
@@ -528,10 +422,7 @@ mod tests {
         );
         // Header order is the configured order.
         let text = out_text(r#"{"tools":[{"type":"mcp","server_label":"hdr"}]}"#);
-        assert!(
-            text.contains(r#""headers":{"X-Api-Key":"k1-SECRET","X-Org":"org-7"}"#),
-            "{text}"
-        );
+        assert!(text.contains(r#""headers":{"X-Api-Key":"k1-SECRET","X-Org":"org-7"}"#), "{text}");
     }
 
     #[test]
@@ -546,15 +437,11 @@ mod tests {
     #[test]
     fn owned_fields_are_rejected_and_nulls_dropped() {
         for field in OWNED_FIELDS {
-            let body = format!(
-                r#"{{"tools":[{{"type":"function"}},{{"type":"mcp","server_label":"crm","{field}":"x"}}]}}"#
-            );
+            let body =
+                format!(r#"{{"tools":[{{"type":"function"}},{{"type":"mcp","server_label":"crm","{field}":"x"}}]}}"#);
             let (p, message) = err(&body);
             assert_eq!(p.as_deref(), Some(format!("tools[1].{field}").as_str()));
-            assert_eq!(
-                message,
-                format!("MCP server 'crm' is managed by the gateway; do not send {field}.")
-            );
+            assert_eq!(message, format!("MCP server 'crm' is managed by the gateway; do not send {field}."));
         }
         let (p, _) = err(r#"{"tools":[{"type":"mcp","server_label":"open","headers":{}}]}"#);
         assert_eq!(p.as_deref(), Some("tools[0].headers"));
@@ -571,40 +458,23 @@ mod tests {
     fn unknown_labels() {
         let (p, m) = err(r#"{"tools":[{"type":"mcp","server_label":"billing"}]}"#);
         assert_eq!(p.as_deref(), Some("tools[0].server_label"));
-        assert_eq!(
-            m,
-            "Unknown MCP server 'billing': server_label does not name a configured MCP server."
-        );
+        assert_eq!(m, "Unknown MCP server 'billing': server_label does not name a configured MCP server.");
         let long = "a".repeat(65);
-        for label in [
-            "",
-            long.as_str(),
-            "crm\u{e9}",
-            "../crm",
-            "CRM ",
-            "crm\n",
-            "\u{202e}crm",
-        ] {
-            let body =
-                serde_json::to_string(&json!({"tools":[{"type":"mcp","server_label":label}]}))
-                    .unwrap();
+        for label in ["", long.as_str(), "crm\u{e9}", "../crm", "CRM ", "crm\n", "\u{202e}crm"] {
+            let body = serde_json::to_string(&json!({"tools":[{"type":"mcp","server_label":label}]})).unwrap();
             let (p, m) = err(&body);
             assert_eq!(p.as_deref(), Some("tools[0].server_label"));
-            assert_eq!(
-                m, "server_label does not name a configured MCP server.",
-                "{label:?}"
-            );
+            assert_eq!(m, "server_label does not name a configured MCP server.", "{label:?}");
         }
         // Labels are case-sensitive and exact.
-        assert_eq!(
-            param(r#"{"tools":[{"type":"mcp","server_label":"Crm"}]}"#),
-            "tools[0].server_label"
-        );
+        assert_eq!(param(r#"{"tools":[{"type":"mcp","server_label":"Crm"}]}"#), "tools[0].server_label");
         // Allowed unmanaged entries pass untouched next to managed ones.
         let body = r#"{"tools":[{"type":"mcp","server_label":"../x", "server_url":"https://x.example/mcp","headers":{"A":"b"}},{"type":"mcp","server_label":"crm"}]}"#;
         let r = rewrite_responses(body.as_bytes(), &permissive()).unwrap();
         let text = String::from_utf8(r.body.unwrap()).unwrap();
-        assert!(text.contains(r#"{"type":"mcp","server_label":"../x", "server_url":"https://x.example/mcp","headers":{"A":"b"}}"#));
+        assert!(text.contains(
+            r#"{"type":"mcp","server_label":"../x", "server_url":"https://x.example/mcp","headers":{"A":"b"}}"#
+        ));
         assert_eq!(r.injected, ["crm"]);
     }
 
@@ -615,60 +485,37 @@ mod tests {
         assert_eq!(p.as_deref(), Some("tools[2].server_label"));
         assert!(m.contains("'crm'"));
         // Unmanaged duplicates are the provider's business.
-        let body =
-            r#"{"tools":[{"type":"mcp","server_label":"x"},{"type":"mcp","server_label":"x"}]}"#;
-        assert!(rewrite_responses(body.as_bytes(), &permissive())
-            .unwrap()
-            .body
-            .is_none());
+        let body = r#"{"tools":[{"type":"mcp","server_label":"x"},{"type":"mcp","server_label":"x"}]}"#;
+        assert!(rewrite_responses(body.as_bytes(), &permissive()).unwrap().body.is_none());
     }
 
     fn allowed(client: &str) -> Value {
-        let body = format!(
-            r#"{{"tools":[{{"type":"mcp","server_label":"crm","allowed_tools":{client}}}]}}"#
-        );
+        let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","allowed_tools":{client}}}]}}"#);
         out(&body)["tools"][0]["allowed_tools"].clone()
     }
 
     #[test]
     fn allowed_tools_are_intersected() {
-        assert_eq!(
-            allowed(r#"["write","delete","search","write"]"#),
-            json!(["write", "search"])
-        );
+        assert_eq!(allowed(r#"["write","delete","search","write"]"#), json!(["write", "search"]));
         assert_eq!(allowed(r#"["delete"]"#), json!([]));
         assert_eq!(allowed("[]"), json!([]));
         assert_eq!(allowed("null"), json!(["search", "read", "write"]));
-        assert_eq!(
-            allowed(r#"{"read_only":true}"#),
-            json!({"read_only":true,"tool_names":["search","read","write"]})
-        );
+        assert_eq!(allowed(r#"{"read_only":true}"#), json!({"read_only":true,"tool_names":["search","read","write"]}));
         assert_eq!(
             allowed(r#"{"tool_names":["read","nope"],"read_only":false}"#),
             json!({"tool_names":["read"],"read_only":false})
         );
-        assert_eq!(
-            allowed(r#"{"tool_names":null}"#),
-            json!({"tool_names":["search","read","write"]})
-        );
+        assert_eq!(allowed(r#"{"tool_names":null}"#), json!({"tool_names":["search","read","write"]}));
         // Position of the client's member is kept.
-        let text =
-            out_text(r#"{"tools":[{"allowed_tools":["read"],"type":"mcp","server_label":"crm"}]}"#);
-        assert!(
-            text.contains(r#"[{"allowed_tools":["read"],"type":"mcp""#),
-            "{text}"
-        );
+        let text = out_text(r#"{"tools":[{"allowed_tools":["read"],"type":"mcp","server_label":"crm"}]}"#);
+        assert!(text.contains(r#"[{"allowed_tools":["read"],"type":"mcp""#), "{text}");
     }
 
     #[test]
     fn allowed_tools_without_tenant_list_pass_as_given() {
-        let text = out_text(
-            r#"{"tools":[{"type":"mcp","server_label":"open","allowed_tools":{ "read_only" : true }}]}"#,
-        );
-        assert!(
-            text.contains(r#""allowed_tools":{ "read_only" : true }"#),
-            "{text}"
-        );
+        let text =
+            out_text(r#"{"tools":[{"type":"mcp","server_label":"open","allowed_tools":{ "read_only" : true }}]}"#);
+        assert!(text.contains(r#""allowed_tools":{ "read_only" : true }"#), "{text}");
         let v = out(r#"{"tools":[{"type":"mcp","server_label":"open","allowed_tools":null}]}"#);
         assert!(v["tools"][0].get("allowed_tools").is_none());
     }
@@ -688,51 +535,34 @@ mod tests {
             r#"{"mode":null}"#,
         ] {
             for label in ["crm", "open"] {
-                let body = format!(
-                    r#"{{"tools":[{{"type":"mcp","server_label":"{label}","allowed_tools":{client}}}]}}"#
-                );
+                let body =
+                    format!(r#"{{"tools":[{{"type":"mcp","server_label":"{label}","allowed_tools":{client}}}]}}"#);
                 assert_eq!(param(&body), "tools[0].allowed_tools", "{body}");
             }
         }
     }
 
     fn approval(label: &str, client: &str) -> Value {
-        let body = format!(
-            r#"{{"tools":[{{"type":"mcp","server_label":"{label}","require_approval":{client}}}]}}"#
-        );
+        let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"{label}","require_approval":{client}}}]}}"#);
         out(&body)["tools"][0]["require_approval"].clone()
     }
 
     #[test]
     fn require_approval_is_clamped() {
         // Tenant "always": whatever the client asks, "always".
-        for client in [
-            r#""never""#,
-            r#""always""#,
-            "null",
-            r#"{"never":{"tool_names":["x"]}}"#,
-        ] {
+        for client in [r#""never""#, r#""always""#, "null", r#"{"never":{"tool_names":["x"]}}"#] {
             assert_eq!(approval("hdr", client), json!("always"), "{client}");
         }
         // Tenant "never": the client's value is at least as strict.
         assert_eq!(approval("crm", r#""always""#), json!("always"));
         assert_eq!(approval("crm", r#""never""#), json!("never"));
         assert_eq!(approval("crm", "null"), json!("never"));
-        let filter =
-            r#"{"always":{"tool_names":["write"],"read_only":false},"never":{"read_only":true}}"#;
-        let text = out_text(&format!(
-            r#"{{"tools":[{{"type":"mcp","server_label":"crm","require_approval":{filter}}}]}}"#
-        ));
-        assert!(
-            text.contains(&format!(r#""require_approval":{filter}"#)),
-            "{text}"
-        );
+        let filter = r#"{"always":{"tool_names":["write"],"read_only":false},"never":{"read_only":true}}"#;
+        let text =
+            out_text(&format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","require_approval":{filter}}}]}}"#));
+        assert!(text.contains(&format!(r#""require_approval":{filter}"#)), "{text}");
         // Absent: explicit "never" (OpenAI's default would be "always").
-        assert_eq!(
-            out(r#"{"tools":[{"type":"mcp","server_label":"crm"}]}"#)["tools"][0]
-                ["require_approval"],
-            "never"
-        );
+        assert_eq!(out(r#"{"tools":[{"type":"mcp","server_label":"crm"}]}"#)["tools"][0]["require_approval"], "never");
     }
 
     #[test]
@@ -748,16 +578,12 @@ mod tests {
             r#"{"never":{"extra":1}}"#,
         ] {
             for label in ["crm", "hdr"] {
-                let body = format!(
-                    r#"{{"tools":[{{"type":"mcp","server_label":"{label}","require_approval":{client}}}]}}"#
-                );
+                let body =
+                    format!(r#"{{"tools":[{{"type":"mcp","server_label":"{label}","require_approval":{client}}}]}}"#);
                 assert_eq!(param(&body), "tools[0].require_approval", "{body}");
             }
         }
-        assert_eq!(
-            approval("crm", r#"{"always":null,"never":{}}"#),
-            json!({"always":null,"never":{}})
-        );
+        assert_eq!(approval("crm", r#"{"always":null,"never":{}}"#), json!({"always":null,"never":{}}));
     }
 
     #[test]
@@ -772,12 +598,8 @@ mod tests {
         assert_eq!(v["tools"][0]["authorization"], "tok-crm-SECRET");
         assert_eq!(v["tools"][0]["server_url"], "https://crm.example/mcp");
         assert_eq!(v["previous_response_id"], "resp_123");
-        let conversation =
-            r#"{"conversation":"conv_1","input":[],"tools":[{"type":"mcp","server_label":"hdr"}]}"#;
-        assert_eq!(
-            out(conversation)["tools"][0]["headers"]["X-Api-Key"],
-            "k1-SECRET"
-        );
+        let conversation = r#"{"conversation":"conv_1","input":[],"tools":[{"type":"mcp","server_label":"hdr"}]}"#;
+        assert_eq!(out(conversation)["tools"][0]["headers"]["X-Api-Key"], "k1-SECRET");
     }
 
     #[test]
@@ -796,10 +618,7 @@ mod tests {
         ] {
             assert!(text.contains(fragment), "missing {fragment} in {text}");
         }
-        let keys: Vec<_> = raw_members(text.as_bytes())
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<_> = raw_members(text.as_bytes()).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["temperature", "metadata", "tools", "stream"]);
         crate::json::check_strict(text.as_bytes()).unwrap();
     }
@@ -814,16 +633,10 @@ mod tests {
 
     #[test]
     fn deep_and_broken_inputs_do_not_crash() {
-        let deep = format!(
-            r#"{{"input":{}{},"tools":[]}}"#,
-            "[".repeat(10_000),
-            "]".repeat(10_000)
-        );
+        let deep = format!(r#"{{"input":{}{},"tools":[]}}"#, "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(err(&deep).0, None);
-        let deep_tool = format!(
-            r#"{{"tools":[{{"type":"mcp","server_label":"crm","x":{}}}]}}"#,
-            "{\"a\":".repeat(5_000)
-        );
+        let deep_tool =
+            format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","x":{}}}]}}"#, "{\"a\":".repeat(5_000));
         assert_eq!(err(&deep_tool).0, None);
     }
 
@@ -846,16 +659,13 @@ mod tests {
         for path in files {
             let text = std::fs::read_to_string(&path).unwrap();
             let name = path.display();
-            let fx: Fixture<'_> =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let fx: Fixture<'_> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let policy = policy_from_json(&fx.policy);
             let request = fx.request.get().as_bytes();
             let result = rewrite_responses(request, &policy);
             if let Some(want) = fx.expected_error {
                 let e = result.expect_err(&format!("{name}: expected an error"));
-                let GatewayError::BadRequest { param, .. } = e else {
-                    panic!("{name}: {e:?}")
-                };
+                let GatewayError::BadRequest { param, .. } = e else { panic!("{name}: {e:?}") };
                 assert_eq!(json!(param), want["param"], "{name}");
                 continue;
             }
@@ -909,31 +719,24 @@ mod tests {
                 1 => Just(Some(r#""server_url":"https://evil.example""#)),
                 2 => Just(Some(r#""authorization":null"#)),
             ];
-            (label, allowed, approval, owned, arb_members(2)).prop_map(
-                |(label, allowed, approval, owned, extra)| {
-                    let mut parts = vec![
-                        r#""type":"mcp""#.to_owned(),
-                        format!(r#""server_label":{label}"#),
-                    ];
-                    parts.extend(allowed.map(|a| format!(r#""allowed_tools":{a}"#)));
-                    parts.extend(approval.map(|a| format!(r#""require_approval":{a}"#)));
-                    parts.extend(owned.map(str::to_owned));
-                    parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\":{v}")));
-                    format!("{{{}}}", parts.join(","))
-                },
-            )
+            (label, allowed, approval, owned, arb_members(2)).prop_map(|(label, allowed, approval, owned, extra)| {
+                let mut parts = vec![r#""type":"mcp""#.to_owned(), format!(r#""server_label":{label}"#)];
+                parts.extend(allowed.map(|a| format!(r#""allowed_tools":{a}"#)));
+                parts.extend(approval.map(|a| format!(r#""require_approval":{a}"#)));
+                parts.extend(owned.map(str::to_owned));
+                parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\":{v}")));
+                format!("{{{}}}", parts.join(","))
+            })
         }
 
         fn arb_other_entry() -> impl Strategy<Value = String> {
-            (
-                prop_oneof![Just("function"), Just("web_search"), Just("mcp_like")],
-                arb_members(3),
-            )
-                .prop_map(|(ty, extra)| {
+            (prop_oneof![Just("function"), Just("web_search"), Just("mcp_like")], arb_members(3)).prop_map(
+                |(ty, extra)| {
                     let mut parts = vec![format!(r#""type" : "{ty}""#)];
                     parts.extend(extra.into_iter().map(|(k, v)| format!("\"z{k}\": {v}")));
                     format!("{{ {} }}", parts.join(" , "))
-                })
+                },
+            )
         }
 
         fn arb_body() -> impl Strategy<Value = String> {
@@ -944,10 +747,7 @@ mod tests {
                 12 => prop::collection::vec(entry, 0..5).prop_map(|e| Some(format!("[{}]", e.join(", ")))),
             ];
             (arb_members(4), tools, 0..5usize, ws()).prop_map(|(members, tools, at, space)| {
-                let mut parts: Vec<String> = members
-                    .into_iter()
-                    .map(|(k, v)| format!("\"m{k}\"{space}:{v}"))
-                    .collect();
+                let mut parts: Vec<String> = members.into_iter().map(|(k, v)| format!("\"m{k}\"{space}:{v}")).collect();
                 if let Some(t) = tools {
                     parts.insert(at.min(parts.len()), format!("\"tools\":{space}{t}"));
                 }

@@ -15,19 +15,13 @@ use crate::route::{AdminRoute, Method};
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
 fn now() -> String {
-    js_sys::Date::new_0()
-        .to_iso_string()
-        .as_string()
-        .unwrap_or_default()
+    js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default()
 }
 
 fn json_response(status: u16, body: &serde_json::Value) -> Response {
     let headers = worker::Headers::new();
     let _ = headers.set("content-type", "application/json");
-    Response::builder()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(body.to_string().into_bytes())
+    Response::builder().with_status(status).with_headers(headers).fixed(body.to_string().into_bytes())
 }
 
 fn no_content() -> Response {
@@ -35,17 +29,10 @@ fn no_content() -> Response {
 }
 
 fn tenant_not_found(id: &str) -> GatewayError {
-    GatewayError::NotFound {
-        message: format!("Tenant '{id}' does not exist."),
-    }
+    GatewayError::NotFound { message: format!("Tenant '{id}' does not exist.") }
 }
 
-pub async fn handle(
-    mut req: Request,
-    env: &Env,
-    route: AdminRoute,
-    method: Method,
-) -> Result<Response, GatewayError> {
+pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
     match (route, method) {
         (AdminRoute::Tenant { tenant }, Method::Put) => {
@@ -54,21 +41,14 @@ pub async fn handle(
             let master = super::env::master_key(env)?;
             let stored = kv_schema::seal_tenant(&master, &tenant, &parsed)
                 .map_err(|_| super::internal("sealing tenant secrets failed"))?;
-            let existing: Option<TenantRecord> =
-                kv::get_json(&store, &kv_schema::tenant_key(&tenant)).await?;
+            let existing: Option<TenantRecord> = kv::get_json(&store, &kv_schema::tenant_key(&tenant)).await?;
             let (record, ops) = kv_schema::plan_put_tenant(&tenant, existing, stored, &now());
             kv::apply(&store, ops).await?;
-            Ok(json_response(
-                200,
-                &kv_schema::redacted_view(&tenant, &record.tenant),
-            ))
+            Ok(json_response(200, &kv_schema::redacted_view(&tenant, &record.tenant)))
         }
         (AdminRoute::Tenant { tenant }, Method::Get) => {
             let record = load(&store, &tenant).await?;
-            Ok(json_response(
-                200,
-                &kv_schema::redacted_view(&tenant, &record.tenant),
-            ))
+            Ok(json_response(200, &kv_schema::redacted_view(&tenant, &record.tenant)))
         }
         (AdminRoute::Tenant { tenant }, _) => {
             let record = load(&store, &tenant).await?;
@@ -77,19 +57,14 @@ pub async fn handle(
         }
         (AdminRoute::Keys { tenant }, Method::Post) => {
             let record = load(&store, &tenant).await?;
-            let (id, key) =
-                new_gateway_key().map_err(|_| super::internal("random source failed"))?;
+            let (id, key) = new_gateway_key().map_err(|_| super::internal("random source failed"))?;
             let created_at = now();
             let entry = KeyEntry {
                 id: id.clone(),
                 sha256: sha256_hex(key.expose().as_bytes()),
                 created_at: created_at.clone(),
             };
-            kv::apply(
-                &store,
-                kv_schema::plan_add_key(&tenant, record, entry, &created_at),
-            )
-            .await?;
+            kv::apply(&store, kv_schema::plan_add_key(&tenant, record, entry, &created_at)).await?;
             Ok(json_response(
                 201,
                 &json!({"id": id, "key": key.expose(), "tenant_id": tenant, "created_at": created_at}),
@@ -97,24 +72,14 @@ pub async fn handle(
         }
         (AdminRoute::Keys { tenant }, _) => {
             let record = load(&store, &tenant).await?;
-            let keys: Vec<_> = record
-                .keys
-                .iter()
-                .map(|k| json!({"id": k.id, "created_at": k.created_at}))
-                .collect();
-            Ok(json_response(
-                200,
-                &json!({"tenant_id": tenant, "keys": keys}),
-            ))
+            let keys: Vec<_> = record.keys.iter().map(|k| json!({"id": k.id, "created_at": k.created_at})).collect();
+            Ok(json_response(200, &json!({"tenant_id": tenant, "keys": keys})))
         }
         (AdminRoute::Key { tenant, key_id }, _) => {
             let record = load(&store, &tenant).await?;
-            let ops =
-                kv_schema::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
-                    GatewayError::NotFound {
-                        message: format!("Tenant '{tenant}' has no key '{}'.", safe_id(&key_id)),
-                    }
-                })?;
+            let ops = kv_schema::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
+                GatewayError::NotFound { message: format!("Tenant '{tenant}' has no key '{}'.", safe_id(&key_id)) }
+            })?;
             kv::apply(&store, ops).await?;
             Ok(no_content())
         }
@@ -131,31 +96,18 @@ fn safe_id(id: &str) -> &str {
 }
 
 async fn load(store: &worker::kv::KvStore, tenant: &str) -> Result<TenantRecord, GatewayError> {
-    kv::get_json(store, &kv_schema::tenant_key(tenant))
-        .await?
-        .ok_or_else(|| tenant_not_found(tenant))
+    kv::get_json(store, &kv_schema::tenant_key(tenant)).await?.ok_or_else(|| tenant_not_found(tenant))
 }
 
 async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
     if let Ok(Some(len)) = req.headers().get("content-length") {
-        if len
-            .trim()
-            .parse::<usize>()
-            .is_ok_and(|n| n > MAX_ADMIN_BODY)
-        {
-            return Err(GatewayError::PayloadTooLarge {
-                limit: MAX_ADMIN_BODY as u64,
-            });
+        if len.trim().parse::<usize>().is_ok_and(|n| n > MAX_ADMIN_BODY) {
+            return Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY as u64 });
         }
     }
-    let body = req
-        .bytes()
-        .await
-        .map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
+    let body = req.bytes().await.map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
     if body.len() > MAX_ADMIN_BODY {
-        return Err(GatewayError::PayloadTooLarge {
-            limit: MAX_ADMIN_BODY as u64,
-        });
+        return Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY as u64 });
     }
     Ok(body)
 }

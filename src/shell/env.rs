@@ -26,32 +26,28 @@ pub fn admin_token(env: &Env) -> Option<Secret> {
 
 pub fn master_key(env: &Env) -> Result<MasterKey, GatewayError> {
     let raw = text(env, "MASTER_KEY").ok_or_else(|| super::internal("MASTER_KEY is not set"))?;
-    MasterKey::from_base64(&raw)
-        .map_err(|_| super::internal("MASTER_KEY is not base64 of 32 bytes"))
+    MasterKey::from_base64(&raw).map_err(|_| super::internal("MASTER_KEY is not base64 of 32 bytes"))
 }
 
 pub fn max_body_bytes(env: &Env) -> u64 {
-    text(env, "MAX_BODY_BYTES")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_MAX_BODY)
+    text(env, "MAX_BODY_BYTES").and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_BODY)
 }
 
 pub fn parse_options(env: &Env) -> ParseOptions {
-    ParseOptions {
-        allow_insecure_urls: text(env, "ALLOW_INSECURE_MCP_URLS")
-            .is_some_and(|v| v.trim() == "true"),
-    }
+    ParseOptions { allow_insecure_urls: text(env, "ALLOW_INSECURE_MCP_URLS").is_some_and(|v| v.trim() == "true") }
 }
 
 pub fn base_url(env: &Env, provider: Provider) -> String {
-    let url = text(env, provider.base_url_var())
-        .unwrap_or_else(|| provider.default_base_url().to_string());
+    let url = text(env, provider.base_url_var()).unwrap_or_else(|| provider.default_base_url().to_string());
     url.trim_end_matches('/').to_string()
 }
 
 /// `UPSTREAM_TIMEOUT_MS`: longest wait for a provider's response headers.
 pub fn upstream_timeout_ms(env: &Env) -> Option<u64> {
-    text(env, "UPSTREAM_TIMEOUT_MS")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n| *n > 0)
+    text(env, "UPSTREAM_TIMEOUT_MS").and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0)
+}
+
+/// `STREAM_IDLE_TIMEOUT_MS`: longest silence inside a watched stream before it is ended with an error event.
+pub fn stream_idle_ms(env: &Env) -> Option<u64> {
+    text(env, "STREAM_IDLE_TIMEOUT_MS").and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0)
 }

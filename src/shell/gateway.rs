@@ -1,41 +1,120 @@
-//! Request dispatch: route → auth → tenant → rewrite → upstream.
+//! Request dispatch: route → auth → tenant → rewrite → upstream → stream
+//! back, with one log line per request.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use worker::{Context, Env, Request, Response};
 
+use super::stream::GuardOptions;
 use super::upstream::{self, Body, Outbound};
-use super::{env, header_pairs, kv};
+use super::{env, error_response, header_pairs, kv};
 use crate::auth;
+use crate::config::McpAuth;
 use crate::crypto::{ct_eq, sha256_hex};
 use crate::error::GatewayError;
-use crate::headers::{get, upstream_request_headers};
+use crate::headers::{client_response_headers, get, upstream_request_headers};
 use crate::kv_schema::{self, GatewayKeyRecord};
+use crate::log::RequestLog;
 use crate::providers::{anthropic, openai, Provider};
-use crate::route::{classify, Rewrite, Route};
+use crate::route::{classify, shape_of, Rewrite, Route};
+use crate::scrub::Scrubber;
+use crate::sse::{error_event, Interruption, SseKind};
 
 const DEFAULT_TIMEOUT_MS: u64 = 600_000;
+const DEFAULT_IDLE_MS: u64 = 300_000;
+pub const REQUEST_ID_HEADER: &str = "mcpgate-request-id";
 
-pub async fn handle(req: Request, env: &Env, _ctx: &Context) -> Result<Response, GatewayError> {
-    let method = req.method().to_string();
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn new_request_id() -> String {
+    let bytes: [u8; 8] = crate::crypto::random_bytes().unwrap_or([0; 8]);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn emit(log: &RequestLog, started: f64) {
+    let mut log = log.clone();
+    log.duration_ms = (now_ms() - started).max(0.0) as u64;
+    worker::console_log!("{}", log.to_line());
+}
+
+/// Handles one request; never fails (errors become responses in the route's shape).
+pub async fn handle(req: Request, env: &Env, _ctx: &Context) -> Response {
+    let started = now_ms();
     let path = req.path();
-    match classify(&method, &path)? {
+    let shape = shape_of(&path);
+    let mut log = RequestLog {
+        request_id: new_request_id(),
+        method: req.method().to_string(),
+        route: "unknown".into(),
+        outcome: "completed",
+        ..RequestLog::default()
+    };
+    let result = dispatch(req, env, &path, &mut log, started).await;
+    let mut resp = match result {
+        Ok(Handled::Logged(resp)) => resp,
+        Ok(Handled::Plain(resp)) => {
+            log.status = resp.status_code();
+            emit(&log, started);
+            resp
+        }
+        Err(e) => {
+            log.status = e.wire().status;
+            log.error_class = Some(e.class());
+            emit(&log, started);
+            error_response(&e, shape)
+        }
+    };
+    let _ = resp.headers_mut().set(REQUEST_ID_HEADER, &log.request_id);
+    resp
+}
+
+enum Handled {
+    /// The log line is written later (when the guarded stream ends).
+    Logged(Response),
+    /// Log now.
+    Plain(Response),
+}
+
+async fn dispatch(
+    req: Request,
+    env: &Env,
+    path: &str,
+    log: &mut RequestLog,
+    started: f64,
+) -> Result<Handled, GatewayError> {
+    let method = req.method().to_string();
+    match classify(&method, path)? {
         Route::Health => {
+            log.route = "healthz".into();
             let h = worker::Headers::new();
             let _ = h.set("content-type", "application/json");
-            Ok(Response::builder()
-                .with_status(200)
-                .with_headers(h)
-                .fixed(br#"{"status":"ok"}"#.to_vec()))
+            Ok(Handled::Plain(
+                Response::builder().with_status(200).with_headers(h).fixed(br#"{"status":"ok"}"#.to_vec()),
+            ))
         }
         Route::Admin { route, method } => {
+            log.route = "admin".into();
             let token = env::admin_token(env).ok_or_else(GatewayError::not_found)?;
             auth::check_admin(&header_pairs(req.headers()), &token)?;
-            super::admin::handle(req, env, route, method).await
+            super::admin::handle(req, env, route, method).await.map(Handled::Plain)
         }
-        Route::Provider {
-            provider,
-            upstream_path,
-            rewrite,
-        } => proxy(req, env, provider, &upstream_path, rewrite).await,
+        Route::Provider { provider, upstream_path, rewrite } => {
+            log.provider = Some(provider.name());
+            log.route = format!(
+                "{}.{}",
+                provider.name(),
+                match rewrite {
+                    Some(Rewrite::Responses) => "responses",
+                    Some(Rewrite::Messages) => "messages",
+                    None => "passthrough",
+                }
+            );
+            proxy(req, env, provider, &upstream_path, rewrite, log, started).await
+        }
     }
 }
 
@@ -46,33 +125,35 @@ fn provider_label(p: Provider) -> &'static str {
     }
 }
 
+#[allow(clippy::too_many_lines)]
 async fn proxy(
     mut req: Request,
     env: &Env,
     provider: Provider,
     upstream_path: &str,
     rewrite: Option<Rewrite>,
-) -> Result<Response, GatewayError> {
+    log: &mut RequestLog,
+    started: f64,
+) -> Result<Handled, GatewayError> {
     let client_headers = header_pairs(req.headers());
     let key = auth::gateway_key(&client_headers)?;
     let digest = sha256_hex(key.expose().as_bytes());
     let store = kv::store(env)?;
-    let record: GatewayKeyRecord = kv::get_json(&store, &kv_schema::gateway_key(&digest))
-        .await?
-        .ok_or_else(auth::unknown_key)?;
+    let record: GatewayKeyRecord =
+        kv::get_json(&store, &kv_schema::gateway_key(&digest)).await?.ok_or_else(auth::unknown_key)?;
     if !ct_eq(record.sha256.as_bytes(), digest.as_bytes()) {
         return Err(auth::unknown_key());
     }
+    log.tenant = Some(record.tenant_id.clone());
     if !kv_schema::has_provider_key(&record.tenant, provider) {
         return Err(GatewayError::NoProviderKey(provider));
     }
     let max = env::max_body_bytes(env);
-    if get(&client_headers, "content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > max)
-    {
+    let declared = get(&client_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
         return Err(GatewayError::PayloadTooLarge { limit: max });
     }
+    log.bytes_in = declared.unwrap_or(0);
 
     let master = env::master_key(env)?;
     let tenant = kv_schema::open_tenant(
@@ -91,51 +172,104 @@ async fn proxy(
     .ok_or(GatewayError::NoProviderKey(provider))?;
 
     let mut beta = None;
+    let mut injected = Vec::new();
     let body = match rewrite {
         Some(kind) => {
-            let bytes = req
-                .bytes()
-                .await
-                .map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
+            let bytes = req.bytes().await.map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
             if bytes.len() as u64 > max {
                 return Err(GatewayError::PayloadTooLarge { limit: max });
             }
+            log.bytes_in = bytes.len() as u64;
             let rewritten = match kind {
-                Rewrite::Responses => openai::rewrite_responses(&bytes, &tenant.mcp)?.body,
+                Rewrite::Responses => {
+                    let r = openai::rewrite_responses(&bytes, &tenant.mcp)?;
+                    injected = r.injected;
+                    r.body
+                }
                 Rewrite::Messages => {
-                    let r = anthropic::rewrite_messages(
-                        &bytes,
-                        get(&client_headers, "anthropic-beta"),
-                        &tenant.mcp,
-                    )?;
+                    let r = anthropic::rewrite_messages(&bytes, get(&client_headers, "anthropic-beta"), &tenant.mcp)?;
                     beta = r.beta;
+                    injected = r.injected;
                     r.body
                 }
             };
             Body::Bytes(rewritten.unwrap_or(bytes))
         }
         None => match req.inner().body() {
-            Some(stream) if method_has_body(&req) => Body::Stream(stream),
+            Some(stream) if !matches!(req.method(), worker::Method::Get | worker::Method::Head) => Body::Stream(stream),
             _ => Body::None,
         },
     };
+    log.mcp_servers.clone_from(&injected);
 
     let raw_url = req.inner().url();
     let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
     let url = format!("{}{upstream_path}{query}", env::base_url(env, provider));
-    let headers =
-        upstream_request_headers(&client_headers, provider, provider_key, beta.as_deref());
-    upstream::send(Outbound {
+    let headers = upstream_request_headers(&client_headers, provider, provider_key, beta.as_deref());
+    let what = provider_label(provider);
+    let upstream = upstream::send(Outbound {
         method: req.method().as_ref(),
         url: &url,
         headers,
         body,
         timeout_ms: env::upstream_timeout_ms(env).unwrap_or(DEFAULT_TIMEOUT_MS),
-        what: provider_label(provider),
+        what,
     })
-    .await
-}
+    .await?;
 
-fn method_has_body(req: &Request) -> bool {
-    !matches!(req.method(), worker::Method::Get | worker::Method::Head)
+    let status = upstream.status_code();
+    log.upstream_status = Some(status);
+    log.status = status;
+    let up_headers = header_pairs(upstream.headers());
+    let out_headers = client_response_headers(&up_headers);
+    let sse = SseKind::of(provider, upstream_path, get(&up_headers, "content-type"));
+    let secrets: Vec<&str> = injected
+        .iter()
+        .filter_map(|name| tenant.mcp.servers.get(name))
+        .flat_map(|s| match &s.auth {
+            McpAuth::None => Vec::new(),
+            McpAuth::Bearer(t) => vec![t.expose()],
+            McpAuth::Headers(h) => h.iter().map(|(_, v)| v.expose()).collect(),
+        })
+        .collect();
+    let scrubber = Scrubber::new(secrets);
+    let (_, body) = upstream.into_parts();
+
+    if sse.is_none() && scrubber.is_none() {
+        log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
+    }
+    let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
+    // Unwatched by SSE framing (scrub only): the kind is unused but must be valid.
+    let kind = sse.unwrap_or(match provider {
+        Provider::Anthropic => SseKind::Anthropic,
+        Provider::OpenAi => SseKind::OpenAiData,
+    });
+    let final_log = Rc::new(RefCell::new(log.clone()));
+    let log_cell = Rc::clone(&final_log);
+    let opts = GuardOptions {
+        sse: sse.is_some(),
+        idle_ms,
+        reset_event: error_event(kind, what, Interruption::Reset),
+        stall_event: error_event(kind, what, Interruption::Stalled { idle_ms }),
+        scrubber,
+        done: Box::new(move |outcome: String, bytes_out: f64| {
+            let mut l = log_cell.borrow_mut();
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            {
+                l.bytes_out = bytes_out as u64;
+            }
+            l.outcome = match outcome.as_str() {
+                "client_cancelled" => "client_cancelled",
+                "upstream_reset" => "upstream_reset",
+                "upstream_stalled" => "upstream_stalled",
+                _ => "completed",
+            };
+            if l.outcome.starts_with("upstream") {
+                l.error_class = Some("upstream_stream_interrupted");
+            }
+            emit(&l, started);
+        }),
+    };
+    Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some(opts))))
 }

@@ -7,24 +7,14 @@ use crate::error::GatewayError;
 use crate::kv_schema::KvOp;
 
 pub fn store(env: &Env) -> Result<KvStore, GatewayError> {
-    env.kv(super::env::KV_BINDING)
-        .map_err(|_| super::internal("KV binding GATEWAY_KV is missing"))
+    env.kv(super::env::KV_BINDING).map_err(|_| super::internal("KV binding GATEWAY_KV is missing"))
 }
 
-pub async fn get_json<T: DeserializeOwned>(
-    kv: &KvStore,
-    key: &str,
-) -> Result<Option<T>, GatewayError> {
-    let text = kv
-        .get(key)
-        .text()
-        .await
-        .map_err(|_| super::internal("KV read failed"))?;
+pub async fn get_json<T: DeserializeOwned>(kv: &KvStore, key: &str) -> Result<Option<T>, GatewayError> {
+    let text = kv.get(key).text().await.map_err(|_| super::internal("KV read failed"))?;
     match text {
         None => Ok(None),
-        Some(t) => serde_json::from_str(&t)
-            .map(Some)
-            .map_err(|_| super::internal("KV record does not parse")),
+        Some(t) => serde_json::from_str(&t).map(Some).map_err(|_| super::internal("KV record does not parse")),
     }
 }
 
@@ -37,10 +27,7 @@ pub async fn apply(kv: &KvStore, ops: Vec<KvOp>) -> Result<(), GatewayError> {
                 .execute()
                 .await
                 .map_err(|_| super::internal("KV write failed"))?,
-            KvOp::Delete { key } => kv
-                .delete(&key)
-                .await
-                .map_err(|_| super::internal("KV delete failed"))?,
+            KvOp::Delete { key } => kv.delete(&key).await.map_err(|_| super::internal("KV delete failed"))?,
         }
     }
     Ok(())

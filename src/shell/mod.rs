@@ -6,6 +6,7 @@ mod admin;
 mod env;
 mod gateway;
 mod kv;
+mod stream;
 mod upstream;
 
 use worker::{event, Context, Env, Request, Response};
@@ -14,12 +15,7 @@ use crate::error::{GatewayError, Shape};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    let path = req.path();
-    let shape = crate::route::shape_of(&path);
-    match gateway::handle(req, &env, &ctx).await {
-        Ok(resp) => Ok(resp),
-        Err(e) => Ok(error_response(&e, shape)),
-    }
+    Ok(gateway::handle(req, &env, &ctx).await)
 }
 
 /// Renders a gateway error in the route's shape. Internal details were
@@ -29,10 +25,7 @@ pub(crate) fn error_response(e: &GatewayError, shape: Shape) -> Response {
     for (k, v) in e.headers() {
         let _ = headers.set(k, &v);
     }
-    Response::builder()
-        .with_status(e.wire().status)
-        .with_headers(headers)
-        .fixed(e.body(shape))
+    Response::builder().with_status(e.wire().status).with_headers(headers).fixed(e.body(shape))
 }
 
 /// Collects a JS `Headers` into lowercase `(name, value)` pairs.
@@ -43,7 +36,5 @@ pub(crate) fn header_pairs(h: &worker::Headers) -> Vec<(String, String)> {
 /// Logs an internal failure without secrets: callers pass only our own words.
 pub(crate) fn internal(context: &str) -> GatewayError {
     worker::console_error!("{{\"level\":\"error\",\"msg\":\"{}\"}}", context);
-    GatewayError::Internal {
-        message: context.to_string(),
-    }
+    GatewayError::Internal { message: context.to_string() }
 }

@@ -1,17 +1,18 @@
 //! Outbound fetch to a provider, and the streamed answer back.
 //!
-//! The response body is the fetched `ReadableStream` itself: bytes flow
-//! from provider to client inside the runtime, never through wasm.
+//! The response body is the fetched `ReadableStream` itself (bytes flow from
+//! provider to client inside the runtime, never through wasm) unless the
+//! gateway must watch it, in which case `stream::guard` wraps it.
 
 use futures_util::future::{select, Either};
 use wasm_bindgen::JsValue;
 use worker::{
-    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response, ResponseBody, ResponseBuilder,
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody,
+    ResponseBuilder,
 };
 
+use super::stream::{guard, GuardOptions};
 use crate::error::GatewayError;
-use crate::headers::client_response_headers;
 
 /// What goes up as the request body.
 pub enum Body {
@@ -31,18 +32,16 @@ pub struct Outbound<'a> {
     pub what: &'a str,
 }
 
-fn to_headers(pairs: &[(String, String)]) -> Result<Headers, GatewayError> {
+pub fn to_headers(pairs: &[(String, String)]) -> Result<Headers, GatewayError> {
     let h = Headers::new();
     for (k, v) in pairs {
-        h.append(k, v).map_err(|_| {
-            GatewayError::bad_request(format!("Header '{k}' has an invalid value."))
-        })?;
+        h.append(k, v).map_err(|_| GatewayError::bad_request(format!("Header '{k}' has an invalid value.")))?;
     }
     Ok(h)
 }
 
-/// Sends the request; answers 502 if the upstream cannot be reached and 504
-/// if it sends no headers within the timeout (the fetch is then aborted).
+/// Sends the request; 502 if the upstream cannot be reached, 504 if it
+/// sends no headers within the timeout (the fetch is then aborted).
 pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
     let mut init = RequestInit::new();
     init.with_method(Method::from(out.method.to_string()))
@@ -57,42 +56,39 @@ pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
             init.with_body(Some(JsValue::from(s)));
         }
     }
-    let request = Request::new_with_init(out.url, &init)
-        .map_err(|_| super::internal("building the upstream request failed"))?;
+    let request =
+        Request::new_with_init(out.url, &init).map_err(|_| super::internal("building the upstream request failed"))?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(request);
     let sending = std::pin::pin!(fetch.send_with_signal(&signal));
-    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(
-        out.timeout_ms
-    )));
+    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(out.timeout_ms)));
     match select(sending, timer).await {
-        Either::Left((Ok(resp), _)) => Ok(stream_back(resp)),
-        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnreachable {
-            what: out.what.to_string(),
-        }),
+        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnreachable { what: out.what.to_string() }),
         Either::Right(((), _)) => {
             controller.abort();
-            Err(GatewayError::UpstreamTimeout {
-                what: out.what.to_string(),
-            })
+            Err(GatewayError::UpstreamTimeout { what: out.what.to_string() })
         }
     }
 }
 
-/// Rebuilds the response with mutable, filtered headers around the same body stream.
-fn stream_back(resp: Response) -> Response {
-    let status = resp.status_code();
-    let headers = client_response_headers(&super::header_pairs(resp.headers()));
+/// Builds the client response around the upstream body, guarded when asked.
+pub fn respond(
+    status: u16,
+    headers: &[(String, String)],
+    body: ResponseBody,
+    guard_opts: Option<GuardOptions>,
+) -> Response {
     let h = Headers::new();
-    for (k, v) in &headers {
+    for (k, v) in headers {
         let _ = h.append(k, v);
     }
-    let (_, body) = resp.into_parts();
     let builder = ResponseBuilder::new().with_status(status).with_headers(h);
-    match body {
-        ResponseBody::Stream(s) => builder.stream(s),
-        ResponseBody::Body(b) => builder.fixed(b),
-        ResponseBody::Empty => builder.empty(),
+    match (body, guard_opts) {
+        (ResponseBody::Stream(s), Some(opts)) => builder.stream(guard(&s, opts)),
+        (ResponseBody::Stream(s), None) => builder.stream(s),
+        (ResponseBody::Body(b), _) => builder.fixed(b),
+        (ResponseBody::Empty, _) => builder.empty(),
     }
 }

@@ -1,0 +1,79 @@
+//! The one structured log line per request (JSON, for Workers Logs /
+//! Logpush). It holds ids, labels, sizes and outcomes only: never a key,
+//! token, header value or body.
+
+use serde::Serialize;
+
+/// Everything known about a finished request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestLog {
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub method: String,
+    /// The route class, e.g. `openai.responses`, `anthropic.passthrough`, `admin`.
+    pub route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'static str>,
+    /// Gateway status answered to the client.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    /// Labels of the MCP servers whose credentials were injected.
+    pub mcp_servers: Vec<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration_ms: u64,
+    /// Set when the gateway answered an error or the stream ended early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<&'static str>,
+    /// `completed`, `client_cancelled`, `upstream_reset`, `upstream_stalled`.
+    pub outcome: &'static str,
+}
+
+impl RequestLog {
+    /// The JSON line.
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"log_error\":true}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_has_the_fields() {
+        let log = RequestLog {
+            request_id: "r1".into(),
+            tenant: Some("acme".into()),
+            method: "POST".into(),
+            route: "openai.responses".into(),
+            provider: Some("openai"),
+            status: 200,
+            upstream_status: Some(200),
+            mcp_servers: vec!["crm".into()],
+            bytes_in: 10,
+            bytes_out: 20,
+            duration_ms: 3,
+            error_class: None,
+            outcome: "completed",
+        };
+        let v: serde_json::Value = serde_json::from_str(&log.to_line()).unwrap();
+        for k in [
+            "request_id",
+            "tenant",
+            "route",
+            "provider",
+            "upstream_status",
+            "mcp_servers",
+            "bytes_in",
+            "bytes_out",
+            "duration_ms",
+            "outcome",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+    }
+}

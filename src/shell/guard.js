@@ -1,0 +1,114 @@
+// Response-body guard, used only when the gateway must look at a streamed body:
+// SSE answers (to end a failed stream with the provider's own error event
+// instead of a silent truncation) and answers that must be scrubbed of the
+// secrets the gateway injected. Everything else is returned untouched.
+//
+// Bytes stay in JS unless a scrubber is given (then each chunk passes once
+// through the wasm scrubber). For SSE, only complete events are forwarded; a
+// partial event is held until its blank line arrives, so an interrupted
+// stream never hands the client half an event.
+
+function concat(a, b) {
+  if (!a || a.length === 0) return b;
+  if (!b || b.length === 0) return a;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+// Index just past the last blank line ("\n\n" or "\r\n\r\n"), or 0.
+function lastEventEnd(buf) {
+  for (let i = buf.length - 1; i >= 1; i--) {
+    if (buf[i] === 10 && (buf[i - 1] === 10 || (buf[i - 1] === 13 && i >= 2 && buf[i - 2] === 10))) return i + 1;
+  }
+  return 0;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * @param {ReadableStream<Uint8Array>} body the fetched upstream body
+ * @param {{sse: boolean, idleMs: number, resetEvent: string, stallEvent: string,
+ *          scrub: null | {push(u: Uint8Array): Uint8Array, finish(): Uint8Array, free(): void},
+ *          done: (outcome: string, bytesOut: number) => void}} opts
+ */
+export function guardBody(body, opts) {
+  const reader = body.getReader();
+  let pending = null;
+  let bytesOut = 0;
+  let finished = false;
+
+  const finish = (outcome) => {
+    if (finished) return;
+    finished = true;
+    try { if (opts.scrub) opts.scrub.free(); } catch {}
+    try { opts.done(outcome, bytesOut); } catch {}
+  };
+  const emit = (controller, bytes) => {
+    if (bytes && bytes.length) {
+      bytesOut += bytes.length;
+      controller.enqueue(bytes);
+    }
+  };
+  const read = () => {
+    if (!(opts.idleMs > 0)) return reader.read();
+    let timer;
+    const idle = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('mcpgate-idle')), opts.idleMs); });
+    return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+  };
+
+  return new ReadableStream({
+    // Loops until it has enqueued something or ended the stream: a pull that
+    // resolves without enqueueing is not called again by the runtime.
+    async pull(controller) {
+      while (!finished) {
+        let r;
+        try {
+          r = await read();
+        } catch (e) {
+          const stalled = e instanceof Error && e.message === 'mcpgate-idle';
+          reader.cancel().catch(() => {});
+          if (opts.sse) {
+            // Complete events that were held back still go out; a partial one does not.
+            const rest = opts.scrub ? concat(pending, opts.scrub.finish()) : pending;
+            const end = rest ? lastEventEnd(rest) : 0;
+            if (end > 0) emit(controller, rest.slice(0, end));
+            emit(controller, encoder.encode(stalled ? opts.stallEvent : opts.resetEvent));
+            controller.close();
+          } else {
+            controller.error(new Error('upstream body failed'));
+          }
+          finish(stalled ? 'upstream_stalled' : 'upstream_reset');
+          return;
+        }
+        if (r.done) {
+          const rest = opts.scrub ? concat(pending, opts.scrub.finish()) : pending;
+          pending = null;
+          emit(controller, rest);
+          controller.close();
+          finish('completed');
+          return;
+        }
+        const chunk = opts.scrub ? opts.scrub.push(r.value) : r.value;
+        if (opts.sse) {
+          // Copy the held-back tail before enqueueing: the runtime may detach an enqueued buffer.
+          const buf = concat(pending, chunk);
+          const end = lastEventEnd(buf);
+          pending = end < buf.length ? buf.slice(end) : null;
+          if (end > 0) {
+            emit(controller, end === buf.length ? buf : buf.slice(0, end));
+            return;
+          }
+        } else if (chunk.length > 0) {
+          emit(controller, chunk);
+          return;
+        }
+      }
+    },
+    cancel(reason) {
+      finish('client_cancelled');
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}

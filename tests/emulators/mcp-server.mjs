@@ -1,0 +1,204 @@
+// Real MCP servers for the end-to-end tests, built on the official
+// @modelcontextprotocol/sdk (McpServer + StreamableHTTPServerTransport) and
+// served over node:http on 127.0.0.1 with a random port.
+//
+// Each server checks its credential the way a real protected MCP server does:
+// a request without the right credential gets 401 (with `WWW-Authenticate:
+// Bearer ...` for bearer servers) before any MCP processing, and the rejection
+// is recorded. Accepted JSON-RPC messages are recorded too, with the raw
+// credential that came with them, so tests can assert which tenant's secret
+// reached which server. Tool results never contain a credential, only a
+// fingerprint (first 8 hex digits of its SHA-256).
+
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+
+/** First 8 hex digits of the SHA-256 of a credential; safe to show. */
+export function fingerprint(secret) {
+  if (secret == null) return 'none';
+  return createHash('sha256').update(String(secret)).digest('hex').slice(0, 8);
+}
+
+function jsonRpcMethods(body) {
+  const msgs = Array.isArray(body) ? body : [body];
+  return msgs.filter((m) => m && typeof m === 'object').map((m) => ({
+    method: m.method ?? null,
+    id: m.id ?? null,
+    tool: m.method === 'tools/call' ? m.params?.name ?? null : null,
+    arguments: m.method === 'tools/call' ? m.params?.arguments ?? {} : undefined,
+  }));
+}
+
+/** Reads the credential a request presented, per the server's auth type. */
+function presentedCredential(req, auth) {
+  if (auth.type === 'bearer') {
+    const h = req.headers.authorization;
+    if (typeof h !== 'string') return null;
+    const m = /^Bearer\s+(.+)$/i.exec(h.trim());
+    return m ? m[1].trim() : null;
+  }
+  if (auth.type === 'headers') {
+    const out = {};
+    for (const name of Object.keys(auth.headers)) {
+      const v = req.headers[name.toLowerCase()];
+      if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    return out;
+  }
+  return null;
+}
+
+function credentialOk(cred, auth) {
+  if (auth.type === 'none') return true;
+  if (auth.type === 'bearer') return cred !== null && (auth.tokens ?? [auth.token]).includes(cred);
+  if (auth.type === 'headers') {
+    return Object.entries(auth.headers).every(([k, v]) => cred?.[k] === v);
+  }
+  return false;
+}
+
+function credentialFingerprint(cred, auth) {
+  if (auth.type === 'none') return 'none';
+  if (auth.type === 'bearer') return fingerprint(cred);
+  return fingerprint(Object.keys(auth.headers).map((k) => `${k}:${cred?.[k] ?? ''}`).join('\n'));
+}
+
+/**
+ * Starts one MCP server.
+ * @param {{name: string, auth?: {type:'bearer', token?:string, tokens?:string[]}|{type:'headers', headers:Record<string,string>}|{type:'none'}, path?: string}} opts
+ * @returns {Promise<{name:string, url:string, calls:object[], rejections:object[], toolCalls:(tool?:string)=>object[], reset:()=>void, close:()=>Promise<void>}>}
+ */
+export async function startMcpServer({ name, auth = { type: 'none' }, path = '/mcp' }) {
+  const calls = [];
+  const rejections = [];
+  const history = []; // every accepted message and rejection; reset() leaves it alone
+
+  function buildServer(ctx) {
+    const server = new McpServer({ name: `emu-${name}`, version: '1.0.0' });
+    server.registerTool('whoami', {
+      title: 'Who am I',
+      description: 'Tells which MCP server answered and a fingerprint of the credential used.',
+      inputSchema: {},
+      annotations: { readOnlyHint: true },
+    }, async () => ({
+      content: [{ type: 'text', text: JSON.stringify({ server: name, credential_fingerprint: ctx.fingerprint }) }],
+    }));
+    server.registerTool('search', {
+      description: 'Searches the records and echoes the query.',
+      inputSchema: { query: z.string() },
+      annotations: { readOnlyHint: true },
+    }, async ({ query }) => ({
+      content: [{ type: 'text', text: JSON.stringify({ server: name, query, results: [`${query}-1`, `${query}-2`] }) }],
+    }));
+    server.registerTool('lookup', {
+      description: 'Looks up one record by id.',
+      inputSchema: { id: z.string() },
+      annotations: { readOnlyHint: true },
+    }, async ({ id }) => ({
+      content: [{ type: 'text', text: JSON.stringify({ server: name, id, found: true }) }],
+    }));
+    server.registerTool('delete_everything', {
+      description: 'Deletes every record. Dangerous; meant to be excluded by allowed_tools.',
+      inputSchema: { confirm: z.boolean().optional() },
+      annotations: { destructiveHint: true, readOnlyHint: false },
+    }, async () => {
+      ctx.deleted = true;
+      return { content: [{ type: 'text', text: JSON.stringify({ server: name, deleted: true }) }] };
+    });
+    server.registerTool('fail', {
+      description: 'Always fails with a tool execution error.',
+      inputSchema: {},
+    }, async () => ({ isError: true, content: [{ type: 'text', text: 'tool failed on purpose' }] }));
+    return server;
+  }
+
+  const httpServer = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const cred = presentedCredential(req, auth);
+    const headers = { ...req.headers };
+
+    if (url.pathname !== path) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'not_found' }));
+      return;
+    }
+    if (!credentialOk(cred, auth)) {
+      const rej = { time: Date.now(), method: req.method, headers, credential: cred, body: raw };
+      rejections.push(rej);
+      history.push(rej);
+      const h = { 'content-type': 'application/json' };
+      if (auth.type === 'bearer') {
+        h['www-authenticate'] = `Bearer resource_metadata="http://127.0.0.1:${httpServer.address().port}/.well-known/oauth-protected-resource", error="invalid_token"`;
+      }
+      res.writeHead(401, h);
+      res.end(JSON.stringify({ error: 'invalid_token', error_description: 'Missing or invalid credentials' }));
+      return;
+    }
+    if (req.method !== 'POST') {
+      // Stateless server: no standalone SSE stream, no sessions to delete.
+      res.writeHead(405, { allow: 'POST', 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null }));
+      return;
+    }
+    let body;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null }));
+      return;
+    }
+    for (const m of jsonRpcMethods(body)) {
+      const call = { time: Date.now(), ...m, credential: cred, headers };
+      calls.push(call);
+      history.push(call);
+    }
+    const ctx = { fingerprint: credentialFingerprint(cred, auth) };
+    const server = buildServer(ctx);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => {
+      transport.close().catch(() => {});
+      server.close().catch(() => {});
+    });
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(req, res, body);
+    } catch (e) {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: String(e?.message ?? e) }, id: null }));
+      }
+    }
+  });
+  httpServer.keepAliveTimeout = 1000;
+  await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  const port = httpServer.address().port;
+
+  return {
+    name,
+    auth,
+    port,
+    url: `http://127.0.0.1:${port}${path}`,
+    calls,
+    rejections,
+    history,
+    /** The recorded tools/call messages, optionally only for one tool. */
+    toolCalls(tool) {
+      return calls.filter((c) => c.method === 'tools/call' && (tool === undefined || c.tool === tool));
+    },
+    reset() {
+      calls.length = 0;
+      rejections.length = 0;
+    },
+    close() {
+      httpServer.closeAllConnections?.();
+      return new Promise((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}

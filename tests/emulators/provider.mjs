@@ -1,0 +1,1046 @@
+// OpenAI and Anthropic API emulators for the end-to-end tests.
+//
+// Each emulator is a node:http server on 127.0.0.1 (random port) that behaves
+// like the real API as described in docs/provider-wire-formats.md: it checks
+// the provider key and required headers, validates the request body, answers
+// with the real JSON and SSE shapes (with real delays between stream events),
+// and for MCP tools it really connects to the MCP server named in the request
+// with the official MCP SDK client, lists its tools and calls one. The "model"
+// is deterministic: an input text containing `call <tool>` (optionally
+// `call <tool> on <server>`) makes it call that tool; otherwise it calls the
+// first available tool; `key=value` words in the text fill the tool's string
+// arguments.
+//
+// Every request is recorded (method, path, query, headers, raw body) so tests
+// can assert exactly what reached the provider.
+
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const rid = (prefix, bytes = 24) => `${prefix}${randomBytes(bytes).toString('hex')}`;
+const nowSec = () => Math.floor(Date.now() / 1000);
+const approxTokens = (v) => Math.max(1, Math.ceil((typeof v === 'string' ? v : JSON.stringify(v ?? '')).length / 4));
+const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Turns node's header object into a plain lowercase map (duplicates joined by ", "). */
+function headerMap(req) {
+  const out = {};
+  for (const [k, v] of Object.entries(req.headers)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+async function readBody(req) {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+function record(list, history, provider, req, body) {
+  const u = new URL(req.url, 'http://127.0.0.1');
+  let json;
+  try {
+    json = body.length ? JSON.parse(body.toString('utf8')) : undefined;
+  } catch {
+    json = undefined;
+  }
+  const entry = {
+    provider,
+    time: Date.now(),
+    method: req.method,
+    url: req.url,
+    path: u.pathname,
+    query: u.search,
+    headers: headerMap(req),
+    rawHeaders: [...req.rawHeaders],
+    body,
+    text: body.toString('utf8'),
+    json,
+  };
+  list.push(entry);
+  history.push(entry);
+  return entry;
+}
+
+function sendJson(res, status, obj, headers = {}) {
+  const text = JSON.stringify(obj);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** Writes SSE frames one by one with a real delay between them. */
+async function streamSse(res, frames, delayMs, headers = {}) {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    ...headers,
+  });
+  res.flushHeaders();
+  let closed = false;
+  res.on('close', () => {
+    closed = true;
+  });
+  for (let i = 0; i < frames.length; i++) {
+    if (closed) return;
+    if (i > 0 && delayMs > 0) await sleep(delayMs);
+    if (closed) return;
+    res.write(frames[i]);
+  }
+  res.end();
+}
+
+// ---------------------------------------------------------------------------
+// MCP client side (what OpenAI's and Anthropic's MCP connectors do)
+
+class McpFailure extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status; // HTTP status of the MCP server, or null if unreachable
+  }
+}
+
+/** Connects to an MCP server with the given request headers; returns a small session. */
+async function mcpSession(url, headers) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new McpFailure(null, 'invalid server URL');
+  }
+  const client = new Client({ name: 'provider-emulator-mcp-connector', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(parsed, { requestInit: { headers } });
+  const wrap = (e) => {
+    if (e instanceof McpFailure) return e;
+    const code = typeof e?.code === 'number' && e.code >= 100 ? e.code : null;
+    if (e?.constructor?.name === 'UnauthorizedError') return new McpFailure(401, 'Unauthorized');
+    return new McpFailure(code, code ? `HTTP ${code}` : `connection failed: ${e?.cause?.code ?? e?.message ?? e}`);
+  };
+  try {
+    await client.connect(transport);
+  } catch (e) {
+    await client.close().catch(() => {});
+    throw wrap(e);
+  }
+  return {
+    async listTools() {
+      try {
+        const r = await client.listTools();
+        return r.tools;
+      } catch (e) {
+        throw wrap(e);
+      }
+    },
+    async callTool(name, args) {
+      try {
+        return await client.callTool({ name, arguments: args });
+      } catch (e) {
+        throw wrap(e);
+      }
+    },
+    close: () => client.close().catch(() => {}),
+  };
+}
+
+function textOfToolResult(result) {
+  return (result?.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+}
+
+/** Extracts the deterministic "model" decision from the user's text. */
+function parseDirective(text) {
+  const m = /\bcall\s+([A-Za-z0-9_-]+)(?:\s+on\s+([A-Za-z0-9_-]+))?/i.exec(text ?? '');
+  const kv = {};
+  for (const mm of (text ?? '').matchAll(/\b([A-Za-z_][A-Za-z0-9_]*)=([^\s,;]+)/g)) kv[mm[1]] = mm[2];
+  return { tool: m?.[1] ?? null, server: m?.[2] ?? null, kv };
+}
+
+/** Builds tool-call arguments from the tool's input schema and the user's key=value words. */
+function buildArguments(tool, kv) {
+  const schema = tool.inputSchema ?? tool.input_schema ?? {};
+  const props = schema.properties ?? {};
+  const required = new Set(schema.required ?? []);
+  const args = {};
+  for (const [k, p] of Object.entries(props)) {
+    if (k in kv) {
+      args[k] = p.type === 'boolean' ? kv[k] === 'true' : p.type === 'number' || p.type === 'integer' ? Number(kv[k]) : kv[k];
+    } else if (required.has(k)) {
+      args[k] = p.type === 'boolean' ? false : p.type === 'number' || p.type === 'integer' ? 0 : `${k}-value`;
+    }
+  }
+  return args;
+}
+
+/**
+ * Picks the tool the deterministic model calls.
+ * @param {{label:string, tools:object[]}[]} available
+ */
+function chooseTool(available, text) {
+  const d = parseDirective(text);
+  if (d.tool) {
+    for (const s of available) {
+      if (d.server && s.label !== d.server) continue;
+      const t = s.tools.find((x) => x.name === d.tool);
+      if (t) return { label: s.label, tool: t, args: buildArguments(t, d.kv) };
+    }
+    return { missing: d.tool };
+  }
+  for (const s of available) {
+    if (s.tools.length) return { label: s.label, tool: s.tools[0], args: buildArguments(s.tools[0], d.kv) };
+  }
+  return null;
+}
+
+function splitText(text, parts = 5) {
+  const words = text.split(/(?<= )/);
+  const per = Math.max(1, Math.ceil(words.length / parts));
+  const out = [];
+  for (let i = 0; i < words.length; i += per) out.push(words.slice(i, i + per).join(''));
+  return out.length ? out : [''];
+}
+
+// ---------------------------------------------------------------------------
+// OpenAI
+
+const OPENAI_MODELS = ['gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'o4-mini'];
+
+class OpenAIError extends Error {
+  constructor(status, message, { type = 'invalid_request_error', param = null, code = null } = {}) {
+    super(message);
+    Object.assign(this, { status, type, param, code });
+  }
+}
+
+function oaiErrorBody(e) {
+  return { error: { message: e.message, type: e.type, param: e.param, code: e.code } };
+}
+
+function maskKey(k) {
+  return k.length > 8 ? `${k.slice(0, 3)}*****${k.slice(-4)}` : '*****';
+}
+
+function userTextOfInput(input) {
+  if (typeof input === 'string') return input;
+  if (!Array.isArray(input)) return '';
+  let text = '';
+  for (const item of input) {
+    if (!isObj(item)) continue;
+    if ((item.type === 'message' || item.type === undefined) && item.role === 'user') {
+      if (typeof item.content === 'string') text = item.content;
+      else if (Array.isArray(item.content)) {
+        text = item.content.filter((p) => p?.type === 'input_text').map((p) => p.text).join(' ');
+      }
+    }
+  }
+  return text;
+}
+
+function filterAllowed(tools, allowed) {
+  if (allowed == null) return tools;
+  if (Array.isArray(allowed)) return tools.filter((t) => allowed.includes(t.name));
+  return tools.filter((t) => {
+    if (Array.isArray(allowed.tool_names) && !allowed.tool_names.includes(t.name)) return false;
+    if (allowed.read_only === true && t.annotations?.readOnlyHint !== true) return false;
+    return true;
+  });
+}
+
+function filterMatches(f, tool) {
+  if (!isObj(f)) return false;
+  const hasNames = Array.isArray(f.tool_names);
+  const hasRo = typeof f.read_only === 'boolean';
+  if (!hasNames && !hasRo) return false;
+  if (hasNames && !f.tool_names.includes(tool.name)) return false;
+  if (hasRo && (tool.annotations?.readOnlyHint === true) !== f.read_only) return false;
+  return true;
+}
+
+/** OpenAI's default for require_approval is "always". */
+function needsApproval(ra, tool) {
+  if (ra == null || ra === 'always') return true;
+  if (ra === 'never') return false;
+  if (filterMatches(ra.always, tool)) return true;
+  if (filterMatches(ra.never, tool)) return false;
+  return true;
+}
+
+function validateFilter(f, where) {
+  if (f == null) return;
+  if (!isObj(f)) throw new OpenAIError(400, `Invalid type for '${where}': expected an object.`, { param: where, code: 'invalid_type' });
+  for (const k of Object.keys(f)) {
+    if (k !== 'tool_names' && k !== 'read_only') {
+      throw new OpenAIError(400, `Unknown parameter: '${where}.${k}'.`, { param: `${where}.${k}`, code: 'unknown_parameter' });
+    }
+  }
+  if (f.tool_names != null && (!Array.isArray(f.tool_names) || f.tool_names.some((n) => typeof n !== 'string'))) {
+    throw new OpenAIError(400, `Invalid type for '${where}.tool_names': expected an array of strings.`, { param: `${where}.tool_names`, code: 'invalid_type' });
+  }
+  if (f.read_only != null && typeof f.read_only !== 'boolean') {
+    throw new OpenAIError(400, `Invalid type for '${where}.read_only': expected a boolean.`, { param: `${where}.read_only`, code: 'invalid_type' });
+  }
+}
+
+function validateMcpTool(t, i) {
+  const p = `tools[${i}]`;
+  if (typeof t.server_label !== 'string' || !t.server_label) {
+    throw new OpenAIError(400, `Missing required parameter: '${p}.server_label'.`, { param: `${p}.server_label`, code: 'missing_required_parameter' });
+  }
+  if (t.server_url == null && t.connector_id == null && t.tunnel_id == null) {
+    throw new OpenAIError(400, `Missing required parameter: one of '${p}.server_url', '${p}.connector_id' or '${p}.tunnel_id' must be provided.`, { param: `${p}.server_url`, code: 'missing_required_parameter' });
+  }
+  if (t.server_url != null) {
+    let u;
+    try {
+      u = new URL(t.server_url);
+    } catch {
+      throw new OpenAIError(400, `Invalid URL for '${p}.server_url'.`, { param: `${p}.server_url`, code: 'invalid_value' });
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+      throw new OpenAIError(400, `Invalid URL for '${p}.server_url'.`, { param: `${p}.server_url`, code: 'invalid_value' });
+    }
+  }
+  if (t.headers != null && (!isObj(t.headers) || Object.values(t.headers).some((v) => typeof v !== 'string'))) {
+    throw new OpenAIError(400, `Invalid type for '${p}.headers': expected an object with string values.`, { param: `${p}.headers`, code: 'invalid_type' });
+  }
+  if (t.authorization != null && typeof t.authorization !== 'string') {
+    throw new OpenAIError(400, `Invalid type for '${p}.authorization': expected a string.`, { param: `${p}.authorization`, code: 'invalid_type' });
+  }
+  const at = t.allowed_tools;
+  if (at != null) {
+    if (Array.isArray(at)) {
+      if (at.some((n) => typeof n !== 'string')) {
+        throw new OpenAIError(400, `Invalid type for '${p}.allowed_tools[]': expected a string.`, { param: `${p}.allowed_tools`, code: 'invalid_type' });
+      }
+    } else validateFilter(at, `${p}.allowed_tools`);
+  }
+  const ra = t.require_approval;
+  if (ra != null && ra !== 'always' && ra !== 'never') {
+    if (!isObj(ra)) {
+      throw new OpenAIError(400, `Invalid value for '${p}.require_approval': expected 'always', 'never' or an object.`, { param: `${p}.require_approval`, code: 'invalid_value' });
+    }
+    for (const k of Object.keys(ra)) {
+      if (k !== 'always' && k !== 'never') {
+        throw new OpenAIError(400, `Unknown parameter: '${p}.require_approval.${k}'.`, { param: `${p}.require_approval.${k}`, code: 'unknown_parameter' });
+      }
+      validateFilter(ra[k], `${p}.require_approval.${k}`);
+    }
+  }
+}
+
+/** What the MCP connector sends to the MCP server for this tool definition. */
+function mcpHeadersOf(t) {
+  const h = {};
+  if (isObj(t.headers)) Object.assign(h, t.headers);
+  if (typeof t.authorization === 'string') {
+    for (const k of Object.keys(h)) if (k.toLowerCase() === 'authorization') delete h[k];
+    h.Authorization = `Bearer ${t.authorization}`;
+  }
+  return h;
+}
+
+/** The tool as OpenAI echoes it in a Response: no credentials, URL without its path. */
+function redactTool(t) {
+  if (t?.type !== 'mcp') return t;
+  const out = { ...t };
+  if (typeof out.server_url === 'string') {
+    try {
+      out.server_url = new URL(out.server_url).origin;
+    } catch {
+      /* keep */
+    }
+  }
+  if ('headers' in out) out.headers = null;
+  delete out.authorization;
+  return out;
+}
+
+function toolForOutput(t) {
+  const o = { name: t.name, input_schema: t.inputSchema ?? {}, description: t.description ?? null };
+  o.annotations = t.annotations ?? null;
+  return o;
+}
+
+/** Builds the Responses API SSE frames for a finished response. */
+function responseEvents(resp) {
+  const frames = [];
+  let seq = 0;
+  const ev = (type, data) => {
+    const payload = { type, ...data, sequence_number: seq++ };
+    frames.push(`event: ${type}\ndata: ${JSON.stringify(payload)}\n\n`);
+  };
+  const start = { ...resp, status: 'in_progress', output: [], usage: null };
+  ev('response.created', { response: start });
+  ev('response.in_progress', { response: start });
+  resp.output.forEach((item, output_index) => {
+    if (item.type === 'mcp_list_tools') {
+      ev('response.output_item.added', { output_index, item: { ...item, tools: [] } });
+      ev('response.mcp_list_tools.in_progress', { item_id: item.id, output_index });
+      ev(item.error ? 'response.mcp_list_tools.failed' : 'response.mcp_list_tools.completed', { item_id: item.id, output_index });
+      ev('response.output_item.done', { output_index, item });
+    } else if (item.type === 'mcp_call') {
+      ev('response.output_item.added', { output_index, item: { ...item, arguments: '', output: null, error: null, status: 'in_progress' } });
+      ev('response.mcp_call_arguments.delta', { item_id: item.id, output_index, delta: item.arguments });
+      ev('response.mcp_call_arguments.done', { item_id: item.id, output_index, arguments: item.arguments });
+      ev('response.mcp_call.in_progress', { item_id: item.id, output_index });
+      ev(item.status === 'failed' ? 'response.mcp_call.failed' : 'response.mcp_call.completed', { item_id: item.id, output_index });
+      ev('response.output_item.done', { output_index, item });
+    } else if (item.type === 'message') {
+      const text = item.content[0].text;
+      ev('response.output_item.added', { output_index, item: { ...item, status: 'in_progress', content: [] } });
+      ev('response.content_part.added', { item_id: item.id, output_index, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
+      for (const delta of splitText(text)) {
+        ev('response.output_text.delta', { item_id: item.id, output_index, content_index: 0, delta, logprobs: [] });
+      }
+      ev('response.output_text.done', { item_id: item.id, output_index, content_index: 0, text, logprobs: [] });
+      ev('response.content_part.done', { item_id: item.id, output_index, content_index: 0, part: item.content[0] });
+      ev('response.output_item.done', { output_index, item });
+    } else {
+      ev('response.output_item.added', { output_index, item });
+      ev('response.output_item.done', { output_index, item });
+    }
+  });
+  ev(resp.status === 'completed' ? 'response.completed' : 'response.incomplete', { response: resp });
+  return frames;
+}
+
+/**
+ * Starts the OpenAI emulator.
+ * @param {{keys?: Iterable<string>, delayMs?: number}} opts
+ */
+export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
+  const validKeys = new Set(keys);
+  const requests = [];
+  const history = []; // every request ever received; reset() leaves it alone
+  const stored = new Map(); // response id -> {key, response, approvals: Map, listed: Map(label -> tools)}
+
+  function authKey(req) {
+    const h = req.headers.authorization;
+    if (typeof h !== 'string' || !h.trim()) {
+      throw new OpenAIError(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", { code: null });
+    }
+    const m = /^Bearer (.+)$/.exec(h.trim());
+    const key = m ? m[1] : h;
+    if (!validKeys.has(key)) {
+      throw new OpenAIError(401, `Incorrect API key provided: ${maskKey(key)}. You can find your API key at https://platform.openai.com/account/api-keys.`, { code: 'invalid_api_key' });
+    }
+    return key;
+  }
+
+  function parseJsonBody(body) {
+    let j;
+    try {
+      j = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new OpenAIError(400, 'We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)');
+    }
+    if (!isObj(j)) throw new OpenAIError(400, 'Invalid type for body: expected an object.', { code: 'invalid_type' });
+    return j;
+  }
+
+  function chainOf(key, prevId) {
+    const chain = [];
+    let id = prevId;
+    while (id) {
+      const s = stored.get(id);
+      if (!s || s.key !== key) break;
+      chain.push(s);
+      id = s.response.previous_response_id;
+    }
+    return chain;
+  }
+
+  async function createResponse(key, body) {
+    if (typeof body.model !== 'string') {
+      throw new OpenAIError(400, "Missing required parameter: 'model'.", { param: 'model', code: 'missing_required_parameter' });
+    }
+    const tools = body.tools ?? [];
+    if (!Array.isArray(tools)) throw new OpenAIError(400, "Invalid type for 'tools': expected an array.", { param: 'tools', code: 'invalid_type' });
+    const labels = new Set();
+    tools.forEach((t, i) => {
+      if (!isObj(t) || typeof t.type !== 'string') {
+        throw new OpenAIError(400, `Missing required parameter: 'tools[${i}].type'.`, { param: `tools[${i}].type`, code: 'missing_required_parameter' });
+      }
+      if (t.type === 'mcp') {
+        validateMcpTool(t, i);
+        if (labels.has(t.server_label)) {
+          throw new OpenAIError(400, `Duplicate MCP server_label '${t.server_label}' in tools.`, { param: `tools[${i}].server_label`, code: 'invalid_value' });
+        }
+        labels.add(t.server_label);
+      }
+    });
+    let chain = [];
+    if (body.previous_response_id != null) {
+      chain = chainOf(key, body.previous_response_id);
+      if (!chain.length) {
+        throw new OpenAIError(400, `Previous response with id '${body.previous_response_id}' not found.`, { param: 'previous_response_id', code: 'previous_response_not_found' });
+      }
+    }
+    const input = body.input;
+    const items = Array.isArray(input) ? input : [];
+    const approvalsIn = items.filter((x) => isObj(x) && x.type === 'mcp_approval_response');
+    for (const a of approvalsIn) {
+      if (typeof a.approval_request_id !== 'string' || typeof a.approve !== 'boolean') {
+        throw new OpenAIError(400, "Invalid 'mcp_approval_response': 'approval_request_id' (string) and 'approve' (boolean) are required.", { param: 'input', code: 'invalid_value' });
+      }
+    }
+    const mcpTools = tools.filter((t) => t.type === 'mcp');
+    const output = [];
+    const listed = new Map();
+    const approvals = new Map();
+    const text = userTextOfInput(input);
+    let reply;
+
+    const callTool = async (t, label, name, args, approvalRequestId) => {
+      const item = {
+        id: rid('mcp_'), type: 'mcp_call', approval_request_id: approvalRequestId, arguments: JSON.stringify(args),
+        error: null, name, output: null, server_label: label, status: 'completed',
+      };
+      let session;
+      try {
+        session = await mcpSession(t.server_url, mcpHeadersOf(t));
+        const r = await session.callTool(name, args);
+        const out = textOfToolResult(r);
+        if (r.isError) {
+          item.status = 'failed';
+          item.error = { type: 'mcp_tool_execution_error', content: r.content };
+        } else item.output = out;
+      } catch (e) {
+        item.status = 'failed';
+        item.error = e.status
+          ? { type: 'http_error', code: e.status, message: http.STATUS_CODES[e.status] ?? `HTTP ${e.status}` }
+          : { type: 'mcp_protocol_error', code: -32000, message: e.message };
+      } finally {
+        await session?.close();
+      }
+      output.push(item);
+      return item;
+    };
+
+    if (approvalsIn.length) {
+      for (const a of approvalsIn) {
+        let req = null;
+        for (const s of chain) {
+          if (s.approvals.has(a.approval_request_id)) {
+            req = s.approvals.get(a.approval_request_id);
+            break;
+          }
+        }
+        if (!req) {
+          throw new OpenAIError(400, `No tool call found for MCP approval request '${a.approval_request_id}'.`, { param: 'input', code: 'invalid_value' });
+        }
+        const t = mcpTools.find((x) => x.server_label === req.server_label);
+        if (!t) {
+          throw new OpenAIError(400, `The MCP approval response for '${a.approval_request_id}' refers to server_label '${req.server_label}', which is not in 'tools'. Include the MCP tool on every request.`, { param: 'tools', code: 'invalid_value' });
+        }
+        if (t.server_url == null) {
+          throw new OpenAIError(424, `Error retrieving tool list from MCP server: '${t.server_label}'. Http status code: 424 (Failed Dependency)`, { type: 'external_connector_error', param: 'tools', code: 'http_error' });
+        }
+        if (a.approve) {
+          const item = await callTool(t, req.server_label, req.name, JSON.parse(req.arguments), a.approval_request_id);
+          reply = item.status === 'completed'
+            ? `Called ${item.name} on ${item.server_label}: ${item.output}`
+            : `Calling ${item.name} on ${item.server_label} failed: ${item.error.message ?? 'tool error'}`;
+        } else {
+          reply = `The call to ${req.name} on ${req.server_label} was not approved${a.reason ? `: ${a.reason}` : ''}.`;
+        }
+      }
+    } else {
+      const available = [];
+      for (const t of mcpTools) {
+        const earlier = chain.find((s) => s.listed.has(t.server_label));
+        if (earlier) {
+          available.push({ label: t.server_label, def: t, tools: filterAllowed(earlier.listed.get(t.server_label), t.allowed_tools) });
+          continue;
+        }
+        if (t.server_url == null) {
+          throw new OpenAIError(424, `Error retrieving tool list from MCP server: '${t.server_label}'. Http status code: 424 (Failed Dependency)`, { type: 'external_connector_error', param: 'tools', code: 'http_error' });
+        }
+        let all;
+        let session;
+        try {
+          session = await mcpSession(t.server_url, mcpHeadersOf(t));
+          all = await session.listTools();
+        } catch (e) {
+          const st = e.status ? `${e.status} (${http.STATUS_CODES[e.status]})` : '424 (Failed Dependency)';
+          throw new OpenAIError(424, `Error retrieving tool list from MCP server: '${t.server_label}'. Http status code: ${st}`, { type: 'external_connector_error', param: 'tools', code: 'http_error' });
+        } finally {
+          await session?.close();
+        }
+        const filtered = filterAllowed(all, t.allowed_tools);
+        listed.set(t.server_label, filtered);
+        output.push({ id: rid('mcpl_'), type: 'mcp_list_tools', server_label: t.server_label, tools: filtered.map(toolForOutput), error: null });
+        available.push({ label: t.server_label, def: t, tools: filtered });
+      }
+      const choice = available.length ? chooseTool(available, text) : null;
+      if (!choice) {
+        reply = `Echo: ${text}`;
+      } else if (choice.missing) {
+        reply = `I cannot call ${choice.missing}: it is not among the available tools.`;
+      } else {
+        const def = available.find((s) => s.label === choice.label).def;
+        if (needsApproval(def.require_approval, choice.tool)) {
+          const ar = { id: rid('mcpr_'), type: 'mcp_approval_request', arguments: JSON.stringify(choice.args), name: choice.tool.name, server_label: choice.label };
+          approvals.set(ar.id, ar);
+          output.push(ar);
+        } else {
+          const item = await callTool(def, choice.label, choice.tool.name, choice.args, null);
+          reply = item.status === 'completed'
+            ? `Called ${item.name} on ${item.server_label}: ${item.output}`
+            : `Calling ${item.name} on ${item.server_label} failed: ${item.error.message ?? 'tool error'}`;
+        }
+      }
+    }
+    if (reply !== undefined) {
+      output.push({
+        id: rid('msg_'), type: 'message', status: 'completed', role: 'assistant',
+        content: [{ type: 'output_text', annotations: [], logprobs: [], text: reply }],
+      });
+    }
+    const inTok = approxTokens(input) + approxTokens(tools);
+    const outTok = approxTokens(output);
+    const response = {
+      id: rid('resp_'), object: 'response', created_at: nowSec(), status: 'completed', background: false, error: null,
+      incomplete_details: null, instructions: body.instructions ?? null, max_output_tokens: body.max_output_tokens ?? null,
+      model: body.model, output, parallel_tool_calls: true, previous_response_id: body.previous_response_id ?? null,
+      reasoning: { effort: null, summary: null }, store: body.store !== false, temperature: body.temperature ?? 1,
+      text: { format: { type: 'text' } }, tool_choice: body.tool_choice ?? 'auto', tools: tools.map(redactTool),
+      top_p: body.top_p ?? 1, truncation: 'disabled',
+      usage: { input_tokens: inTok, input_tokens_details: { cached_tokens: 0 }, output_tokens: outTok, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: inTok + outTok },
+      user: null, metadata: body.metadata ?? {},
+    };
+    if (body.store !== false) stored.set(response.id, { key, response, approvals, listed });
+    return response;
+  }
+
+  function chatCompletion(body) {
+    if (typeof body.model !== 'string') {
+      throw new OpenAIError(400, "Missing required parameter: 'model'.", { param: 'model', code: 'missing_required_parameter' });
+    }
+    if (!Array.isArray(body.messages) || !body.messages.length) {
+      throw new OpenAIError(400, "Missing required parameter: 'messages'.", { param: 'messages', code: 'missing_required_parameter' });
+    }
+    const last = [...body.messages].reverse().find((m) => m?.role === 'user');
+    const content = typeof last?.content === 'string' ? last.content : (last?.content ?? []).map((p) => p?.text ?? '').join(' ');
+    return { text: `Echo: ${content}`, promptTokens: approxTokens(body.messages) };
+  }
+
+  const server = http.createServer(async (req, res) => {
+    const body = await readBody(req);
+    const rec = record(requests, history, 'openai', req, body);
+    const reqId = rid('req_', 16);
+    const baseHeaders = { 'x-request-id': reqId, 'openai-processing-ms': '7', 'openai-version': '2020-10-01' };
+    const fail = (e) => {
+      if (!(e instanceof OpenAIError)) e = new OpenAIError(500, `The server had an error while processing your request: ${e?.message}`, { type: 'server_error' });
+      sendJson(res, e.status, oaiErrorBody(e), baseHeaders);
+    };
+    try {
+      const path = rec.path;
+      const route =
+        path === '/v1/responses' ? 'responses'
+          : /^\/v1\/responses\/[^/]+$/.test(path) ? 'response'
+            : path === '/v1/chat/completions' ? 'chat'
+              : path === '/v1/models' ? 'models'
+                : /^\/v1\/models\/[^/]+$/.test(path) ? 'model'
+                  : null;
+      if (!route) throw new OpenAIError(404, `Invalid URL (${req.method} ${path})`);
+      const key = authKey(req);
+      const allowed = { responses: ['POST'], response: ['GET', 'DELETE'], chat: ['POST'], models: ['GET'], model: ['GET'] }[route];
+      if (!allowed.includes(req.method)) throw new OpenAIError(405, `Invalid method for URL (${req.method} ${path})`);
+
+      if (route === 'models') {
+        return sendJson(res, 200, { object: 'list', data: OPENAI_MODELS.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'system' })) }, baseHeaders);
+      }
+      if (route === 'model') {
+        const id = decodeURIComponent(path.split('/').pop());
+        if (!OPENAI_MODELS.includes(id)) {
+          throw new OpenAIError(404, `The model '${id}' does not exist or you do not have access to it.`, { code: 'model_not_found' });
+        }
+        return sendJson(res, 200, { id, object: 'model', created: 1700000000, owned_by: 'system' }, baseHeaders);
+      }
+      if (route === 'response') {
+        const id = decodeURIComponent(path.split('/').pop());
+        const s = stored.get(id);
+        if (!s || s.key !== key) throw new OpenAIError(404, `Response with id '${id}' not found.`, { param: 'response_id', code: null });
+        if (req.method === 'DELETE') {
+          stored.delete(id);
+          return sendJson(res, 200, { id, object: 'response.deleted', deleted: true }, baseHeaders);
+        }
+        if (new URL(req.url, 'http://x').searchParams.get('stream') === 'true') {
+          return streamSse(res, responseEvents(s.response), 0, baseHeaders);
+        }
+        return sendJson(res, 200, s.response, baseHeaders);
+      }
+      const json = parseJsonBody(body);
+      if (route === 'chat') {
+        const { text, promptTokens } = chatCompletion(json);
+        const id = rid('chatcmpl-', 12);
+        const created = nowSec();
+        const usage = { prompt_tokens: promptTokens, completion_tokens: approxTokens(text), total_tokens: promptTokens + approxTokens(text) };
+        if (json.stream === true) {
+          const chunk = (delta, finish, extra = {}) => `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: json.model, system_fingerprint: 'fp_emu', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...extra })}\n\n`;
+          const frames = [chunk({ role: 'assistant', content: '', refusal: null }, null)];
+          for (const d of splitText(text)) frames.push(chunk({ content: d }, null));
+          frames.push(chunk({}, 'stop'));
+          if (json.stream_options?.include_usage) {
+            frames.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: json.model, choices: [], usage })}\n\n`);
+          }
+          frames.push('data: [DONE]\n\n');
+          return streamSse(res, frames, delayMs, baseHeaders);
+        }
+        return sendJson(res, 200, {
+          id, object: 'chat.completion', created, model: json.model, system_fingerprint: 'fp_emu',
+          choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+          usage,
+        }, baseHeaders);
+      }
+      // POST /v1/responses
+      const response = await createResponse(key, json);
+      if (json.stream === true) return streamSse(res, responseEvents(response), delayMs, baseHeaders);
+      return sendJson(res, 200, response, baseHeaders);
+    } catch (e) {
+      fail(e);
+    }
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    history,
+    keys: validKeys,
+    stored,
+    /** Requests to one path (exact match on the path, query excluded). */
+    requestsTo(path) {
+      return requests.filter((r) => r.path === path);
+    },
+    reset() {
+      requests.length = 0;
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Anthropic
+
+export const MCP_BETA_OLD = 'mcp-client-2025-04-04';
+export const MCP_BETA_NEW = 'mcp-client-2025-11-20';
+const ANTHROPIC_MODELS = ['claude-sonnet-4-6', 'claude-opus-4-6', 'claude-haiku-4-5'];
+
+class AnthropicError extends Error {
+  constructor(status, type, message) {
+    super(message);
+    Object.assign(this, { status, type });
+  }
+}
+
+function antErrorBody(e, requestId) {
+  return { type: 'error', error: { type: e.type, message: e.message }, request_id: requestId };
+}
+
+function userTextOfMessages(messages) {
+  const last = [...messages].reverse().find((m) => m?.role === 'user');
+  if (!last) return '';
+  if (typeof last.content === 'string') return last.content;
+  if (Array.isArray(last.content)) return last.content.filter((b) => b?.type === 'text').map((b) => b.text).join(' ');
+  return '';
+}
+
+/**
+ * Starts the Anthropic emulator.
+ * @param {{keys?: Iterable<string>, delayMs?: number, allowInsecureMcp?: boolean}} opts
+ */
+export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowInsecureMcp = true } = {}) {
+  const validKeys = new Set(keys);
+  const requests = [];
+  const history = []; // every request ever received; reset() leaves it alone
+
+  function checkAuthAndVersion(req) {
+    const key = req.headers['x-api-key'];
+    if (typeof key !== 'string' || !key) throw new AnthropicError(401, 'authentication_error', 'x-api-key header is required');
+    if (!validKeys.has(key)) throw new AnthropicError(401, 'authentication_error', 'invalid x-api-key');
+    const v = req.headers['anthropic-version'];
+    if (v === undefined) throw new AnthropicError(400, 'invalid_request_error', 'anthropic-version: header is required');
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(v)) throw new AnthropicError(400, 'invalid_request_error', `anthropic-version: "${v}" is not a valid version`);
+    return key;
+  }
+
+  function betasOf(req) {
+    const h = req.headers['anthropic-beta'];
+    if (typeof h !== 'string') return [];
+    return h.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+
+  function parseJsonBody(body) {
+    let j;
+    try {
+      j = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new AnthropicError(400, 'invalid_request_error', 'There was an error parsing the body of your request. Please make sure it is valid JSON.');
+    }
+    if (!isObj(j)) throw new AnthropicError(400, 'invalid_request_error', 'Input should be a valid dictionary');
+    return j;
+  }
+
+  /** Validates mcp_servers (and mcp_toolset tools) and returns server specs with their tool filters. */
+  function mcpSpecs(req, body) {
+    if (body.mcp_servers == null) {
+      const ts = (Array.isArray(body.tools) ? body.tools : []).findIndex((t) => t?.type === 'mcp_toolset');
+      if (ts >= 0) throw new AnthropicError(400, 'invalid_request_error', `tools.${ts}: mcp_toolset requires a matching entry in mcp_servers`);
+      return [];
+    }
+    const betas = betasOf(req);
+    const hasOld = betas.includes(MCP_BETA_OLD);
+    const hasNew = betas.includes(MCP_BETA_NEW);
+    if (!hasOld && !hasNew) throw new AnthropicError(400, 'invalid_request_error', 'mcp_servers: Extra inputs are not permitted');
+    if (hasOld && hasNew) {
+      throw new AnthropicError(400, 'invalid_request_error', `anthropic-beta: '${MCP_BETA_OLD}' and '${MCP_BETA_NEW}' cannot be combined`);
+    }
+    if (!Array.isArray(body.mcp_servers)) throw new AnthropicError(400, 'invalid_request_error', 'mcp_servers: Input should be a valid list');
+    const names = new Set();
+    const specs = body.mcp_servers.map((s, i) => {
+      const p = `mcp_servers.${i}`;
+      if (!isObj(s)) throw new AnthropicError(400, 'invalid_request_error', `${p}: Input should be a valid dictionary`);
+      if (s.type !== 'url') throw new AnthropicError(400, 'invalid_request_error', `${p}.type: Input should be 'url'`);
+      if (typeof s.name !== 'string' || !s.name) throw new AnthropicError(400, 'invalid_request_error', `${p}.name: Field required`);
+      if (names.has(s.name)) throw new AnthropicError(400, 'invalid_request_error', `${p}.name: MCP server names must be unique; '${s.name}' is used twice`);
+      names.add(s.name);
+      if (typeof s.url !== 'string') throw new AnthropicError(400, 'invalid_request_error', `${p}.url: Field required`);
+      let u;
+      try {
+        u = new URL(s.url);
+      } catch {
+        throw new AnthropicError(400, 'invalid_request_error', `${p}.url: Input should be a valid URL`);
+      }
+      const loopback = u.hostname === '127.0.0.1' || u.hostname === 'localhost';
+      if (u.protocol !== 'https:' && !(allowInsecureMcp && u.protocol === 'http:' && loopback)) {
+        throw new AnthropicError(400, 'invalid_request_error', `${p}.url: MCP server URL must start with https://`);
+      }
+      if (s.authorization_token != null && typeof s.authorization_token !== 'string') {
+        throw new AnthropicError(400, 'invalid_request_error', `${p}.authorization_token: Input should be a valid string`);
+      }
+      for (const k of Object.keys(s)) {
+        const ok = ['type', 'url', 'name', 'authorization_token'].includes(k) || (k === 'tool_configuration' && hasOld);
+        if (!ok && !(k === 'tool_configuration' && s[k] == null)) {
+          throw new AnthropicError(400, 'invalid_request_error', `${p}.${k}: Extra inputs are not permitted`);
+        }
+      }
+      return { name: s.name, url: s.url, token: s.authorization_token ?? null, enabled: () => true, tc: s.tool_configuration };
+    });
+    const tools = Array.isArray(body.tools) ? body.tools : [];
+    if (hasOld) {
+      specs.forEach((sp, i) => {
+        const tc = sp.tc;
+        if (tc == null) return;
+        if (!isObj(tc)) throw new AnthropicError(400, 'invalid_request_error', `mcp_servers.${i}.tool_configuration: Input should be a valid dictionary`);
+        if (tc.enabled != null && typeof tc.enabled !== 'boolean') throw new AnthropicError(400, 'invalid_request_error', `mcp_servers.${i}.tool_configuration.enabled: Input should be a valid boolean`);
+        if (tc.allowed_tools != null && (!Array.isArray(tc.allowed_tools) || tc.allowed_tools.some((n) => typeof n !== 'string'))) {
+          throw new AnthropicError(400, 'invalid_request_error', `mcp_servers.${i}.tool_configuration.allowed_tools: Input should be a valid list of strings`);
+        }
+        sp.enabled = (name) => tc.enabled !== false && (tc.allowed_tools == null || tc.allowed_tools.includes(name));
+      });
+      const ts = tools.findIndex((t) => t?.type === 'mcp_toolset');
+      if (ts >= 0) throw new AnthropicError(400, 'invalid_request_error', `tools.${ts}.type: 'mcp_toolset' requires the '${MCP_BETA_NEW}' beta`);
+    } else {
+      const refs = new Map();
+      tools.forEach((t, i) => {
+        if (t?.type !== 'mcp_toolset') return;
+        const sp = specs.find((s) => s.name === t.mcp_server_name);
+        if (!sp) throw new AnthropicError(400, 'invalid_request_error', `tools.${i}.mcp_server_name: no MCP server named '${t.mcp_server_name}' in mcp_servers`);
+        if (refs.has(sp.name)) throw new AnthropicError(400, 'invalid_request_error', `tools.${i}: MCP server '${sp.name}' is referenced by more than one mcp_toolset`);
+        const dc = t.default_config ?? {};
+        const configs = t.configs ?? {};
+        if (!isObj(dc) || !isObj(configs)) throw new AnthropicError(400, 'invalid_request_error', `tools.${i}: invalid mcp_toolset configuration`);
+        for (const [n, c] of Object.entries(configs)) {
+          if (!isObj(c)) throw new AnthropicError(400, 'invalid_request_error', `tools.${i}.configs.${n}: Input should be a valid dictionary`);
+        }
+        refs.set(sp.name, i);
+        sp.enabled = (name) => {
+          const c = configs[name];
+          if (c && typeof c.enabled === 'boolean') return c.enabled;
+          return dc.enabled !== false;
+        };
+      });
+      for (const sp of specs) {
+        if (!refs.has(sp.name)) {
+          throw new AnthropicError(400, 'invalid_request_error', `mcp_servers: MCP server '${sp.name}' must be referenced by exactly one mcp_toolset in tools`);
+        }
+      }
+    }
+    return specs;
+  }
+
+  async function listAll(specs) {
+    const available = [];
+    for (const sp of specs) {
+      let session;
+      try {
+        session = await mcpSession(sp.url, sp.token ? { Authorization: `Bearer ${sp.token}` } : {});
+        const all = await session.listTools();
+        available.push({ label: sp.name, spec: sp, tools: all.filter((t) => sp.enabled(t.name)) });
+      } catch (e) {
+        if (e.status === 401 || e.status === 403) {
+          throw new AnthropicError(400, 'invalid_request_error', `Invalid authorization token for MCP server '${sp.name}'. Please check your token and try again.`);
+        }
+        throw new AnthropicError(400, 'invalid_request_error', `Failed to connect to MCP server '${sp.name}'. Please check the URL and try again.`);
+      } finally {
+        await session?.close();
+      }
+    }
+    return available;
+  }
+
+  function validateMessagesBody(body, needMaxTokens) {
+    if (typeof body.model !== 'string') throw new AnthropicError(400, 'invalid_request_error', 'model: Field required');
+    if (needMaxTokens && typeof body.max_tokens !== 'number') throw new AnthropicError(400, 'invalid_request_error', 'max_tokens: Field required');
+    if (!Array.isArray(body.messages)) throw new AnthropicError(400, 'invalid_request_error', 'messages: Field required');
+    if (body.tools != null && !Array.isArray(body.tools)) throw new AnthropicError(400, 'invalid_request_error', 'tools: Input should be a valid list');
+  }
+
+  async function createMessage(req, body) {
+    validateMessagesBody(body, true);
+    const specs = mcpSpecs(req, body);
+    const available = await listAll(specs);
+    const text = userTextOfMessages(body.messages);
+    const content = [];
+    let reply;
+    const choice = available.length ? chooseTool(available, text) : null;
+    if (!choice) reply = `Echo: ${text}`;
+    else if (choice.missing) reply = `I cannot call ${choice.missing}: it is not among the available tools.`;
+    else {
+      const sp = available.find((s) => s.label === choice.label).spec;
+      const use = { type: 'mcp_tool_use', id: rid('mcptoolu_', 12), name: choice.tool.name, server_name: sp.name, input: choice.args };
+      content.push({ type: 'text', text: `I'll call ${choice.tool.name} on ${sp.name}.` }, use);
+      let session;
+      const result = { type: 'mcp_tool_result', tool_use_id: use.id, is_error: false, content: [] };
+      try {
+        session = await mcpSession(sp.url, sp.token ? { Authorization: `Bearer ${sp.token}` } : {});
+        const r = await session.callTool(choice.tool.name, choice.args);
+        result.is_error = !!r.isError;
+        result.content = [{ type: 'text', text: textOfToolResult(r) }];
+      } catch (e) {
+        result.is_error = true;
+        result.content = [{ type: 'text', text: `MCP server error: ${e.status ? `HTTP ${e.status}` : e.message}` }];
+      } finally {
+        await session?.close();
+      }
+      content.push(result);
+      reply = `Result of ${use.name} on ${sp.name}: ${result.content[0].text}`;
+    }
+    content.push({ type: 'text', text: reply });
+    return {
+      id: rid('msg_01', 12), type: 'message', role: 'assistant', model: body.model, content,
+      stop_reason: 'end_turn', stop_sequence: null,
+      usage: {
+        input_tokens: approxTokens(body.messages) + approxTokens(body.system ?? ''), cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0, output_tokens: approxTokens(content), service_tier: 'standard',
+      },
+    };
+  }
+
+  function messageEvents(msg) {
+    const frames = [];
+    const ev = (type, data) => frames.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+    ev('message_start', { message: { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { ...msg.usage, output_tokens: 1 } } });
+    ev('ping', {});
+    msg.content.forEach((block, index) => {
+      if (block.type === 'text') {
+        ev('content_block_start', { index, content_block: { type: 'text', text: '' } });
+        for (const t of splitText(block.text)) ev('content_block_delta', { index, delta: { type: 'text_delta', text: t } });
+      } else if (block.type === 'mcp_tool_use') {
+        ev('content_block_start', { index, content_block: { ...block, input: {} } });
+        ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) } });
+      } else {
+        ev('content_block_start', { index, content_block: block });
+      }
+      ev('content_block_stop', { index });
+    });
+    ev('message_delta', { delta: { stop_reason: msg.stop_reason, stop_sequence: null }, usage: { output_tokens: msg.usage.output_tokens } });
+    ev('message_stop', {});
+    return frames;
+  }
+
+  const server = http.createServer(async (req, res) => {
+    const body = await readBody(req);
+    const rec = record(requests, history, 'anthropic', req, body);
+    const requestId = rid('req_011', 12);
+    const baseHeaders = { 'request-id': requestId, 'anthropic-organization-id': '00000000-0000-4000-8000-000000000000' };
+    try {
+      const path = rec.path;
+      const route = path === '/v1/messages' ? 'messages'
+        : path === '/v1/messages/count_tokens' ? 'count'
+          : path === '/v1/models' ? 'models'
+            : null;
+      if (!route) throw new AnthropicError(404, 'not_found_error', `Not found: ${req.method} ${path}`);
+      checkAuthAndVersion(req);
+      const allowed = { messages: 'POST', count: 'POST', models: 'GET' }[route];
+      if (req.method !== allowed) throw new AnthropicError(405, 'invalid_request_error', `Method ${req.method} not allowed for ${path}`);
+      if (route === 'models') {
+        const data = ANTHROPIC_MODELS.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' }));
+        return sendJson(res, 200, { data, has_more: false, first_id: data[0].id, last_id: data.at(-1).id }, baseHeaders);
+      }
+      const json = parseJsonBody(body);
+      if (route === 'count') {
+        validateMessagesBody(json, false);
+        const specs = mcpSpecs(req, json);
+        const available = await listAll(specs);
+        const n = approxTokens(json.messages) + approxTokens(json.system ?? '') + approxTokens(json.tools ?? [])
+          + available.reduce((acc, s) => acc + approxTokens(s.tools.map(toolForOutput)), 0);
+        return sendJson(res, 200, { input_tokens: n }, baseHeaders);
+      }
+      const msg = await createMessage(req, json);
+      if (json.stream === true) return streamSse(res, messageEvents(msg), delayMs, baseHeaders);
+      return sendJson(res, 200, msg, baseHeaders);
+    } catch (e) {
+      if (!(e instanceof AnthropicError)) e = new AnthropicError(500, 'api_error', `Internal server error: ${e?.message}`);
+      sendJson(res, e.status, antErrorBody(e, requestId), baseHeaders);
+    }
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    history,
+    keys: validKeys,
+    requestsTo(path) {
+      return requests.filter((r) => r.path === path);
+    },
+    reset() {
+      requests.length = 0;
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** Starts both emulators. */
+export async function startProviders({ openaiKeys = [], anthropicKeys = [], delayMs = 100 } = {}) {
+  const openai = await startOpenAIEmulator({ keys: openaiKeys, delayMs });
+  const anthropic = await startAnthropicEmulator({ keys: anthropicKeys, delayMs });
+  return {
+    openai,
+    anthropic,
+    /** Every request either emulator received since the last reset(). */
+    all: () => [...openai.requests, ...anthropic.requests],
+    /** Every request either emulator ever received. */
+    history: () => [...openai.history, ...anthropic.history],
+    reset() {
+      openai.reset();
+      anthropic.reset();
+    },
+    async close() {
+      await Promise.all([openai.close(), anthropic.close()]);
+    },
+  };
+}

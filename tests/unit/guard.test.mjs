@@ -1,0 +1,99 @@
+// Unit tests of src/shell/guard.js (the response-body guard) under Node's web streams.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { guardBody } from '../../src/shell/guard.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** An upstream body from chunks; `fail` errors it after them, `hang` never ends it. */
+function upstream(chunks, { fail = false, hang = false } = {}) {
+  let i = 0;
+  let cancelled = false;
+  const stream = new ReadableStream({
+    pull(c) {
+      if (i < chunks.length) return c.enqueue(enc.encode(chunks[i++]));
+      if (fail) return c.error(new Error('connection reset'));
+      if (hang) return new Promise(() => {});
+      c.close();
+    },
+    cancel() { cancelled = true; },
+  });
+  return { stream, wasCancelled: () => cancelled };
+}
+
+async function readAll(body) {
+  const reader = body.getReader();
+  const parts = [];
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    parts.push(dec.decode(r.value));
+  }
+  return parts;
+}
+
+function opts(extra = {}) {
+  const outcomes = [];
+  return {
+    outcomes,
+    o: { sse: true, idleMs: 0, resetEvent: 'event: error\ndata: {"reset":1}\n\n', stallEvent: 'event: error\ndata: {"stall":1}\n\n', scrub: null, done: (o, n) => outcomes.push([o, n]), ...extra },
+  };
+}
+
+test('complete events pass in order; a split event is held until whole', async () => {
+  const { stream } = upstream(['event: a\ndata: 1\n\nevent: b\nda', 'ta: 2\n\n', 'event: c\ndata: 3\n\n']);
+  const { o, outcomes } = opts();
+  const parts = await readAll(guardBody(stream, o));
+  assert.deepEqual(parts, ['event: a\ndata: 1\n\n', 'event: b\ndata: 2\n\n', 'event: c\ndata: 3\n\n']);
+  assert.deepEqual(outcomes, [['completed', parts.join('').length]]);
+});
+
+test('a reset mid-stream ends with the error event and drops the partial event', async () => {
+  const { stream } = upstream(['data: 1\n\ndata: {"trunc', ], { fail: true });
+  const { o, outcomes } = opts();
+  const text = (await readAll(guardBody(stream, o))).join('');
+  assert.equal(text, 'data: 1\n\nevent: error\ndata: {"reset":1}\n\n');
+  assert.equal(outcomes[0][0], 'upstream_reset');
+});
+
+test('a stall ends the stream with the stall event and cancels upstream', async () => {
+  const up = upstream(['data: 1\n\n'], { hang: true });
+  const { o, outcomes } = opts({ idleMs: 50 });
+  const text = (await readAll(guardBody(up.stream, o))).join('');
+  assert.equal(text, 'data: 1\n\nevent: error\ndata: {"stall":1}\n\n');
+  assert.equal(outcomes[0][0], 'upstream_stalled');
+  assert.ok(up.wasCancelled());
+});
+
+test('non-SSE bodies pass chunk by chunk and error on reset', async () => {
+  const { stream } = upstream(['{"a":', '1}']);
+  const { o } = opts({ sse: false });
+  assert.deepEqual(await readAll(guardBody(stream, o)), ['{"a":', '1}']);
+  const broken = upstream(['{"a":'], { fail: true });
+  await assert.rejects(readAll(guardBody(broken.stream, opts({ sse: false }).o)));
+});
+
+test('client cancel cancels upstream and reports it', async () => {
+  const up = upstream(['data: 1\n\n'], { hang: true });
+  const { o, outcomes } = opts();
+  const reader = guardBody(up.stream, o).getReader();
+  await reader.read();
+  await reader.cancel('client went away');
+  assert.ok(up.wasCancelled());
+  assert.equal(outcomes[0][0], 'client_cancelled');
+});
+
+test('the scrubber sees every byte once, also on reset', async () => {
+  const seen = [];
+  const scrub = {
+    push: (u) => { seen.push(dec.decode(u)); return enc.encode(dec.decode(u).replaceAll('S', '*')); },
+    finish: () => new Uint8Array(0),
+    free: () => {},
+  };
+  const { stream } = upstream(['data: S1\n\n', 'data: S2\n\n'], { fail: true });
+  const { o } = opts({ scrub });
+  const text = (await readAll(guardBody(stream, o))).join('');
+  assert.equal(text, 'data: *1\n\ndata: *2\n\nevent: error\ndata: {"reset":1}\n\n');
+  assert.deepEqual(seen, ['data: S1\n\n', 'data: S2\n\n']);
+});
