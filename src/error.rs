@@ -25,6 +25,8 @@ pub enum GatewayError {
     NotFound { message: String },
     /// Known route, wrong method.
     MethodNotAllowed { allowed: &'static str },
+    /// The tenant's `rate_limit` is used up for this minute.
+    RateLimited { retry_after_s: u64 },
     /// Upstream connection failed.
     UpstreamUnreachable { what: String },
     /// Upstream sent no response headers in time.
@@ -85,6 +87,9 @@ impl GatewayError {
             Self::NoProviderKey(_) => (403, "permission_error", None, "permission_error", Some(false)),
             Self::NotFound { .. } => (404, "not_found_error", None, "not_found_error", Some(false)),
             Self::MethodNotAllowed { .. } => (405, "invalid_request_error", None, "invalid_request_error", Some(false)),
+            Self::RateLimited { .. } => {
+                (429, "rate_limit_error", Some("rate_limit_exceeded"), "rate_limit_error", None)
+            }
             Self::UpstreamUnreachable { .. } => (502, "api_error", None, "api_error", None),
             Self::UpstreamTimeout { .. } => (504, "api_error", None, "api_error", None),
             Self::Internal { .. } => (500, "api_error", None, "api_error", None),
@@ -102,6 +107,7 @@ impl GatewayError {
             Self::NoProviderKey(_) => "no_provider_key",
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamUnreachable { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::Internal { .. } => "internal",
@@ -122,6 +128,9 @@ impl GatewayError {
             Self::MethodNotAllowed { allowed } => {
                 format!("Method not allowed on this route; allowed: {allowed}.")
             }
+            Self::RateLimited { retry_after_s } => {
+                format!("This tenant's request rate limit is used up; retry after {retry_after_s} s.")
+            }
             Self::UpstreamUnreachable { what } => format!("Could not reach {what}."),
             Self::UpstreamTimeout { what } => format!("{what} did not answer in time."),
             Self::Internal { .. } => "The gateway hit an internal error.".into(),
@@ -140,6 +149,7 @@ impl GatewayError {
     pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::MethodNotAllowed { allowed } => vec![("allow", (*allowed).to_string())],
+            Self::RateLimited { retry_after_s } => vec![("retry-after", retry_after_s.to_string())],
             _ => Vec::new(),
         }
     }
@@ -218,6 +228,7 @@ mod tests {
             GatewayError::NoProviderKey(Provider::Anthropic),
             GatewayError::not_found(),
             GatewayError::MethodNotAllowed { allowed: "GET" },
+            GatewayError::RateLimited { retry_after_s: 7 },
             GatewayError::UpstreamUnreachable { what: "the provider".into() },
             GatewayError::UpstreamTimeout { what: "the provider".into() },
             GatewayError::Internal { message: "x".into() },
@@ -242,6 +253,7 @@ mod tests {
                 (403, "permission_error", "permission_error"),
                 (404, "not_found_error", "not_found_error"),
                 (405, "invalid_request_error", "invalid_request_error"),
+                (429, "rate_limit_error", "rate_limit_error"),
                 (502, "api_error", "api_error"),
                 (504, "api_error", "api_error"),
                 (500, "api_error", "api_error"),
@@ -273,7 +285,7 @@ mod tests {
         for e in all() {
             let w = e.wire();
             let no_retry = e.headers().iter().any(|(k, v)| *k == "x-should-retry" && v == "false");
-            assert_eq!(no_retry, w.status < 500, "{e:?}");
+            assert_eq!(no_retry, w.status < 500 && w.status != 429, "{e:?}");
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct StoredTenant {
     pub mcp_servers: BTreeMap<String, StoredServer>,
     #[serde(default)]
     pub allow_unmanaged_mcp_servers: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_rpm: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +123,7 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
         anthropic_key: tenant.anthropic_key.as_ref().map(|s| seal(field_anthropic(), s)).transpose()?,
         mcp_servers: BTreeMap::new(),
         allow_unmanaged_mcp_servers: tenant.mcp.allow_unmanaged,
+        rate_limit_rpm: tenant.rate_limit_rpm,
     };
     for (name, server) in &tenant.mcp.servers {
         let auth = match &server.auth {
@@ -188,6 +191,7 @@ pub fn open_tenant(
         );
     }
     tenant.mcp = McpPolicy { servers, allow_unmanaged: stored.allow_unmanaged_mcp_servers };
+    tenant.rate_limit_rpm = stored.rate_limit_rpm;
     Ok(tenant)
 }
 
@@ -235,6 +239,7 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
         "providers": providers,
         "mcp_servers": servers,
         "allow_unmanaged_mcp_servers": stored.allow_unmanaged_mcp_servers,
+        "rate_limit": stored.rate_limit_rpm.map(|n| json!({"requests_per_minute": n})),
     })
 }
 

@@ -18,6 +18,7 @@ pub mod route;
 pub mod scrub;
 pub mod secret;
 pub mod sse;
+pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

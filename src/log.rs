@@ -27,6 +27,13 @@ pub struct RequestLog {
     /// Set when the gateway answered an error or the stream ended early.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_class: Option<&'static str>,
+    /// Tokens the provider reported and MCP tool calls it made (metered routes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_tool_calls: Option<u64>,
     /// `completed`, `client_cancelled`, `upstream_reset`, `upstream_stalled`.
     pub outcome: &'static str,
 }
@@ -58,6 +65,9 @@ mod tests {
             bytes_out: 20,
             duration_ms: 3,
             error_class: None,
+            input_tokens: Some(1),
+            output_tokens: Some(2),
+            mcp_tool_calls: Some(0),
             outcome: "completed",
         };
         let v: serde_json::Value = serde_json::from_str(&log.to_line()).unwrap();

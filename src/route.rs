@@ -22,6 +22,8 @@ pub enum AdminRoute {
     Keys { tenant: String },
     /// `/admin/tenants/{id}/keys/{key_id}`: DELETE.
     Key { tenant: String, key_id: String },
+    /// `/admin/tenants/{id}/usage?from=&to=`: GET.
+    Usage { tenant: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +128,7 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
     let (route, allowed): (AdminRoute, &'static str) = match parts.as_slice() {
         [_] => (AdminRoute::Tenant { tenant: tenant.clone() }, "GET, PUT, DELETE"),
         [_, "keys"] => (AdminRoute::Keys { tenant: tenant.clone() }, "GET, POST"),
+        [_, "usage"] => (AdminRoute::Usage { tenant: tenant.clone() }, "GET"),
         [_, "keys", key_id] if !key_id.is_empty() => {
             (AdminRoute::Key { tenant: tenant.clone(), key_id: (*key_id).to_string() }, "DELETE")
         }
@@ -134,8 +137,12 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
     let ok = match (&route, m) {
         (AdminRoute::Tenant { .. }, Method::Get | Method::Put | Method::Delete)
         | (AdminRoute::Keys { .. }, Method::Get | Method::Post)
+        | (AdminRoute::Usage { .. }, Method::Get)
         | (AdminRoute::Key { .. }, Method::Delete) => true,
-        (AdminRoute::Tenant { .. } | AdminRoute::Keys { .. } | AdminRoute::Key { .. }, _) => false,
+        (
+            AdminRoute::Tenant { .. } | AdminRoute::Keys { .. } | AdminRoute::Key { .. } | AdminRoute::Usage { .. },
+            _,
+        ) => false,
     };
     if !ok {
         return Err(GatewayError::MethodNotAllowed { allowed });

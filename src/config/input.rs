@@ -30,6 +30,14 @@ struct RawTenant<'a> {
     mcp_servers: Option<&'a RawValue>,
     #[serde(default, borrow)]
     allow_unmanaged_mcp_servers: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    rate_limit: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests_per_minute: u32,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +170,12 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
     }
     let allow_unmanaged = optional(raw.allow_unmanaged_mcp_servers, "allow_unmanaged_mcp_servers")?.unwrap_or(false);
     tenant.mcp = McpPolicy { servers: map, allow_unmanaged };
+    if let Some(limit) = optional::<RawRateLimit>(raw.rate_limit, "rate_limit")? {
+        if limit.requests_per_minute == 0 {
+            return Err(invalid("rate_limit.requests_per_minute", "must be at least 1"));
+        }
+        tenant.rate_limit_rpm = Some(limit.requests_per_minute);
+    }
     Ok(tenant)
 }
 
@@ -431,5 +445,13 @@ mod tests {
     fn empty_tenant_is_valid() {
         let t = parse("{}").unwrap();
         assert!(t.openai_key.is_none() && t.mcp.servers.is_empty() && !t.mcp.allow_unmanaged);
+        assert_eq!(t.rate_limit_rpm, None);
+        let t = parse(r#"{"rate_limit":{"requests_per_minute":30}}"#).unwrap();
+        assert_eq!(t.rate_limit_rpm, Some(30));
+        assert_eq!(
+            param(parse(r#"{"rate_limit":{"requests_per_minute":0}}"#).unwrap_err()),
+            "rate_limit.requests_per_minute"
+        );
+        assert_eq!(param(parse(r#"{"rate_limit":{"rpm":3}}"#).unwrap_err()), "rate_limit");
     }
 }

@@ -63,6 +63,8 @@ pub struct Tenant {
     pub openai_key: Option<Secret>,
     pub anthropic_key: Option<Secret>,
     pub mcp: McpPolicy,
+    /// Requests per minute across the tenant's provider routes; `None` = unlimited.
+    pub rate_limit_rpm: Option<u32>,
 }
 
 /// `true` for names of tenants, servers: 1–64 chars of `[A-Za-z0-9_-]`.

@@ -10,6 +10,7 @@ use crate::crypto::{new_gateway_key, sha256_hex};
 use crate::error::GatewayError;
 use crate::kv_schema::{self, KeyEntry, TenantRecord};
 use crate::route::{AdminRoute, Method};
+use crate::usage::{day_of, is_day, Usage};
 
 /// Admin bodies are small; anything larger is a mistake.
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
@@ -75,6 +76,21 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
             let keys: Vec<_> = record.keys.iter().map(|k| json!({"id": k.id, "created_at": k.created_at})).collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "keys": keys})))
         }
+        (AdminRoute::Usage { tenant }, _) => {
+            load(&store, &tenant).await?;
+            let (from, to) = usage_range(&req)?;
+            let days = super::meter::usage(env, &tenant, &from, &to).await?;
+            let mut total = Usage::default();
+            let days: Vec<_> = days
+                .into_iter()
+                .map(|(date, u)| {
+                    total.add(&u);
+                    json!({"date": date, "requests": u.requests, "input_tokens": u.input_tokens,
+                           "output_tokens": u.output_tokens, "mcp_calls": u.mcp_calls})
+                })
+                .collect();
+            Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))
+        }
         (AdminRoute::Key { tenant, key_id }, _) => {
             let record = load(&store, &tenant).await?;
             let ops = kv_schema::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
@@ -110,4 +126,23 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
         return Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY as u64 });
     }
     Ok(body)
+}
+
+/// `from`/`to` as `YYYY-MM-DD` (UTC); defaults: the last 31 days up to today.
+fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let now = js_sys::Date::now() as u64;
+    let url = req.url().map_err(|_| GatewayError::bad_request("Invalid request URL."))?;
+    let get = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let to = get("to").unwrap_or_else(|| day_of(now));
+    let from = get("from").unwrap_or_else(|| day_of(now.saturating_sub(30 * 86_400_000)));
+    for (name, v) in [("from", &from), ("to", &to)] {
+        if !is_day(v) {
+            return Err(GatewayError::bad_param(name, format!("'{name}' must be a date as YYYY-MM-DD.")));
+        }
+    }
+    if from > to {
+        return Err(GatewayError::bad_param("from", "'from' must not be after 'to'."));
+    }
+    Ok((from, to))
 }

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use worker::{Context, Env, Request, Response};
 
-use super::stream::GuardOptions;
+use super::meter;
+use super::stream::{GuardOptions, SharedMeter};
 use super::upstream::{self, Body, Outbound};
 use super::{env, error_response, header_pairs, kv};
 use crate::auth;
@@ -20,6 +21,7 @@ use crate::providers::{anthropic, openai, Provider};
 use crate::route::{classify, shape_of, Rewrite, Route};
 use crate::scrub::Scrubber;
 use crate::sse::{error_event, Interruption, SseKind};
+use crate::usage::{BodyKind, Usage, UsageMeter};
 
 const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 const DEFAULT_IDLE_MS: u64 = 300_000;
@@ -42,7 +44,7 @@ fn emit(log: &RequestLog, started: f64) {
 }
 
 /// Handles one request; never fails (errors become responses in the route's shape).
-pub async fn handle(req: Request, env: &Env, _ctx: &Context) -> Response {
+pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
     let started = now_ms();
     let path = req.path();
     let shape = shape_of(&path);
@@ -53,7 +55,7 @@ pub async fn handle(req: Request, env: &Env, _ctx: &Context) -> Response {
         outcome: "completed",
         ..RequestLog::default()
     };
-    let result = dispatch(req, env, &path, &mut log, started).await;
+    let result = dispatch(req, env, ctx, &path, &mut log, started).await;
     let mut resp = match result {
         Ok(Handled::Logged(resp)) => resp,
         Ok(Handled::Plain(resp)) => {
@@ -82,6 +84,7 @@ enum Handled {
 async fn dispatch(
     req: Request,
     env: &Env,
+    ctx: &Context,
     path: &str,
     log: &mut RequestLog,
     started: f64,
@@ -113,7 +116,7 @@ async fn dispatch(
                     None => "passthrough",
                 }
             );
-            proxy(req, env, provider, &upstream_path, rewrite, log, started).await
+            proxy(req, env, ctx, provider, &upstream_path, rewrite, log, started).await
         }
     }
 }
@@ -125,10 +128,11 @@ fn provider_label(p: Provider) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_lines)]
+#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
 async fn proxy(
     mut req: Request,
     env: &Env,
+    ctx: &Context,
     provider: Provider,
     upstream_path: &str,
     rewrite: Option<Rewrite>,
@@ -147,6 +151,9 @@ async fn proxy(
     log.tenant = Some(record.tenant_id.clone());
     if !kv_schema::has_provider_key(&record.tenant, provider) {
         return Err(GatewayError::NoProviderKey(provider));
+    }
+    if let Some(limit) = record.tenant.rate_limit_rpm {
+        meter::admit_request(env, &record.tenant_id, limit).await?;
     }
     let max = env::max_body_bytes(env);
     let declared = get(&client_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
@@ -234,25 +241,35 @@ async fn proxy(
         .collect();
     let scrubber = Scrubber::new(secrets);
     let (_, body) = upstream.into_parts();
+    let metered = (200..300).contains(&status) && is_metered(provider, req.method(), upstream_path);
+    let tenant_id = record.tenant_id.clone();
 
-    if sse.is_none() && scrubber.is_none() {
+    if sse.is_none() && scrubber.is_none() && !metered {
         log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        ctx.wait_until(meter::record(env.clone(), tenant_id, Usage { requests: 1, ..Usage::default() }));
         return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
-    // Unwatched by SSE framing (scrub only): the kind is unused but must be valid.
+    // Unwatched by SSE framing (scrub or meter only): the kind is unused but must be valid.
     let kind = sse.unwrap_or(match provider {
         Provider::Anthropic => SseKind::Anthropic,
         Provider::OpenAi => SseKind::OpenAiData,
     });
-    let final_log = Rc::new(RefCell::new(log.clone()));
-    let log_cell = Rc::clone(&final_log);
+    let body_kind = if sse.is_some() { BodyKind::Sse } else { BodyKind::Json };
+    let usage_meter: Option<SharedMeter> = metered.then(|| Rc::new(RefCell::new(Some(UsageMeter::new(body_kind)))));
+    let meter_for_done = usage_meter.clone();
+    let log_cell = RefCell::new(log.clone());
+    let js_ctx: &worker::worker_sys::Context = ctx.as_ref();
+    let js_ctx: &wasm_bindgen::JsValue = js_ctx.as_ref();
+    let ctx_done = Context::new(wasm_bindgen::JsCast::unchecked_into(js_ctx.clone()));
+    let env_done = env.clone();
     let opts = GuardOptions {
         sse: sse.is_some(),
         idle_ms,
         reset_event: error_event(kind, what, Interruption::Reset),
         stall_event: error_event(kind, what, Interruption::Stalled { idle_ms }),
         scrubber,
+        meter: usage_meter,
         done: Box::new(move |outcome: String, bytes_out: f64| {
             let mut l = log_cell.borrow_mut();
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -268,8 +285,26 @@ async fn proxy(
             if l.outcome.starts_with("upstream") {
                 l.error_class = Some("upstream_stream_interrupted");
             }
+            let usage = meter_for_done
+                .and_then(|m| m.borrow_mut().take())
+                .map_or_else(|| Usage { requests: 1, ..Usage::default() }, UsageMeter::finish);
+            if metered {
+                l.input_tokens = Some(usage.input_tokens);
+                l.output_tokens = Some(usage.output_tokens);
+                l.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
+            }
             emit(&l, started);
+            ctx_done.wait_until(meter::record(env_done, tenant_id, usage));
         }),
     };
     Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some(opts))))
+}
+
+/// Answers whose usage the provider reports in the body.
+fn is_metered(provider: Provider, method: worker::Method, path: &str) -> bool {
+    method == worker::Method::Post
+        && match provider {
+            Provider::OpenAi => path == "/v1/responses" || path == "/v1/chat/completions",
+            Provider::Anthropic => path == "/v1/messages",
+        }
 }

@@ -5,7 +5,11 @@ use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::ReadableStream;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::scrub::Scrubber;
+use crate::usage::UsageMeter;
 
 #[wasm_bindgen(module = "/src/shell/guard.js")]
 extern "C" {
@@ -13,20 +17,33 @@ extern "C" {
     fn guard_body(body: &ReadableStream, opts: &JsValue) -> ReadableStream;
 }
 
-/// The scrubber as a JS object for `guard.js`; one chunk in, one chunk out.
+/// A shared usage meter: the tap feeds it, the `done` callback reads it.
+pub type SharedMeter = Rc<RefCell<Option<UsageMeter>>>;
+
+/// What `guard.js` calls for each chunk: the meter sees the provider's
+/// bytes, then the scrubber rewrites them. One chunk in, one chunk out.
 #[wasm_bindgen]
-pub struct ScrubStream {
-    inner: Scrubber,
+pub struct Tap {
+    scrubber: Option<Scrubber>,
+    meter: Option<SharedMeter>,
 }
 
 #[wasm_bindgen]
-impl ScrubStream {
+impl Tap {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        self.inner.push(chunk)
+        if let Some(m) = &self.meter {
+            if let Some(m) = m.borrow_mut().as_mut() {
+                m.push(chunk);
+            }
+        }
+        match &mut self.scrubber {
+            Some(s) => s.push(chunk),
+            None => chunk.to_vec(),
+        }
     }
 
     pub fn finish(&mut self) -> Vec<u8> {
-        self.inner.finish()
+        self.scrubber.as_mut().map(Scrubber::finish).unwrap_or_default()
     }
 }
 
@@ -36,6 +53,7 @@ pub struct GuardOptions {
     pub reset_event: String,
     pub stall_event: String,
     pub scrubber: Option<Scrubber>,
+    pub meter: Option<SharedMeter>,
     /// Called once with the outcome and the bytes sent to the client.
     pub done: Box<dyn FnOnce(String, f64)>,
 }
@@ -51,8 +69,12 @@ pub fn guard(body: &ReadableStream, opts: GuardOptions) -> ReadableStream {
     set(&o, "idleMs", &JsValue::from_f64(opts.idle_ms as f64));
     set(&o, "resetEvent", &JsValue::from_str(&opts.reset_event));
     set(&o, "stallEvent", &JsValue::from_str(&opts.stall_event));
-    let scrub = opts.scrubber.map_or(JsValue::NULL, |s| JsValue::from(ScrubStream { inner: s }));
-    set(&o, "scrub", &scrub);
+    let tap = if opts.scrubber.is_none() && opts.meter.is_none() {
+        JsValue::NULL
+    } else {
+        JsValue::from(Tap { scrubber: opts.scrubber, meter: opts.meter })
+    };
+    set(&o, "scrub", &tap);
     let done = Closure::once_into_js(opts.done);
     set(&o, "done", &done);
     guard_body(body, &o)

@@ -1,0 +1,137 @@
+//! Per-tenant usage counters and rate limits in a Durable Object
+//! (`TENANT_METER`, one object per tenant id): KV cannot count, a Durable
+//! Object serializes its own events. The decisions are in `crate::usage`.
+
+use std::cell::Cell;
+
+use serde::Deserialize;
+use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, State};
+
+use crate::error::GatewayError;
+use crate::usage::{admit, day_of, is_day, Admit, Usage, Window};
+
+pub const BINDING: &str = "TENANT_METER";
+const DAY_PREFIX: &str = "day:";
+
+#[durable_object]
+pub struct TenantMeter {
+    state: State,
+    /// Rate windows live in memory: an evicted object starts a fresh window,
+    /// which can only admit more, never wrongly reject.
+    window: Cell<Window>,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    day: String,
+    usage: Usage,
+}
+
+fn query(req: &Request, name: &str) -> Option<String> {
+    let url = req.url().ok()?;
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+impl DurableObject for TenantMeter {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state, window: Cell::new(Window::default()) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/admit") => {
+                let limit = query(&req, "limit").and_then(|v| v.parse::<u32>().ok()).unwrap_or(u32::MAX);
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let now = js_sys::Date::now() as u64;
+                match admit(self.window.get(), limit, now) {
+                    Admit::Yes(w) => {
+                        self.window.set(w);
+                        Response::from_json(&serde_json::json!({"ok": true}))
+                    }
+                    Admit::No { retry_after_s } => {
+                        Response::from_json(&serde_json::json!({"ok": false, "retry_after_s": retry_after_s}))
+                    }
+                }
+            }
+            (Method::Post, "/record") => {
+                let rec: Record = req.json().await?;
+                if !is_day(&rec.day) {
+                    return Response::error("bad day", 400);
+                }
+                let key = format!("{DAY_PREFIX}{}", rec.day);
+                let storage = self.state.storage();
+                let mut total: Usage = storage.get(&key).await?.unwrap_or_default();
+                total.add(&rec.usage);
+                storage.put(&key, &total).await?;
+                Ok(Response::empty()?.with_status(204))
+            }
+            (Method::Get, "/usage") => {
+                let from = query(&req, "from").unwrap_or_default();
+                let to = query(&req, "to").unwrap_or_default();
+                let (start, end) = (format!("{DAY_PREFIX}{from}"), format!("{DAY_PREFIX}{to}~"));
+                let opts = worker::ListOptions::new().start(&start).end(&end).prefix(DAY_PREFIX);
+                let map = self.state.storage().list_with_options(opts).await?;
+                let mut days = Vec::new();
+                for entry in map.entries() {
+                    let pair: js_sys::Array = entry?.into();
+                    let key = pair.get(0).as_string().unwrap_or_default();
+                    let usage: Usage = serde_wasm_bindgen::from_value(pair.get(1)).unwrap_or_default();
+                    days.push((key.trim_start_matches(DAY_PREFIX).to_string(), usage));
+                }
+                Response::from_json(&days)
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+}
+
+fn stub(env: &Env, tenant: &str) -> Result<worker::Stub, GatewayError> {
+    env.durable_object(BINDING)
+        .and_then(|ns| ns.id_from_name(tenant).and_then(|id| id.get_stub()))
+        .map_err(|_| super::internal("Durable Object binding TENANT_METER is missing"))
+}
+
+async fn call(
+    env: &Env,
+    tenant: &str,
+    method: Method,
+    path_query: &str,
+    body: Option<String>,
+) -> Result<Response, GatewayError> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(b) = body {
+        init.with_body(Some(wasm_bindgen::JsValue::from_str(&b)));
+    }
+    let req = Request::new_with_init(&format!("https://meter{path_query}"), &init)
+        .map_err(|_| super::internal("building a meter request failed"))?;
+    stub(env, tenant)?.fetch_with_request(req).await.map_err(|_| super::internal("the usage meter did not answer"))
+}
+
+/// Admits one request under the tenant's per-minute limit.
+pub async fn admit_request(env: &Env, tenant: &str, limit: u32) -> Result<(), GatewayError> {
+    let mut resp = call(env, tenant, Method::Post, &format!("/admit?limit={limit}"), None).await?;
+    let v: serde_json::Value = resp.json().await.map_err(|_| super::internal("the usage meter answered garbage"))?;
+    if v["ok"].as_bool() == Some(true) {
+        Ok(())
+    } else {
+        Err(GatewayError::RateLimited { retry_after_s: v["retry_after_s"].as_u64().unwrap_or(60).clamp(1, 60) })
+    }
+}
+
+/// Adds one request's usage to today's counters. Failures are logged, never surfaced.
+pub async fn record(env: Env, tenant: String, usage: Usage) {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let day = day_of(js_sys::Date::now() as u64);
+    let body = serde_json::json!({"day": day, "usage": usage}).to_string();
+    if call(&env, &tenant, Method::Post, "/record", Some(body)).await.is_err() {
+        worker::console_error!("{{\"level\":\"error\",\"msg\":\"usage record failed\",\"tenant\":\"{tenant}\"}}");
+    }
+}
+
+/// Days `from..=to` (inclusive, `YYYY-MM-DD`) with their usage.
+pub async fn usage(env: &Env, tenant: &str, from: &str, to: &str) -> Result<Vec<(String, Usage)>, GatewayError> {
+    let mut resp = call(env, tenant, Method::Get, &format!("/usage?from={from}&to={to}"), None).await?;
+    resp.json().await.map_err(|_| super::internal("the usage meter answered garbage"))
+}

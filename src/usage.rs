@@ -1,0 +1,400 @@
+//! Usage metering: reading token counts and MCP tool calls out of a
+//! provider's answer as it streams past, and adding them up per tenant and
+//! day. Pure; the shell feeds it chunks and stores the totals in a Durable
+//! Object.
+//!
+//! Only the provider's own `usage` objects are trusted for tokens; MCP calls
+//! are counted from `mcp_call` items (OpenAI) and `mcp_tool_use` blocks
+//! (Anthropic), per server label.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A JSON answer larger than this is not parsed for usage (it is still
+/// counted as a request); it bounds the copy kept for metering.
+pub const MAX_JSON_COPY: usize = 8 * 1024 * 1024;
+
+/// What one request used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// MCP tool calls per server label.
+    #[serde(default)]
+    pub mcp_calls: BTreeMap<String, u64>,
+}
+
+impl Usage {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Usage) {
+        self.requests += other.requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        for (k, v) in &other.mcp_calls {
+            *self.mcp_calls.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Body format of the answer being metered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Sse,
+    Json,
+}
+
+/// Incremental reader of one answer.
+#[derive(Debug)]
+pub struct UsageMeter {
+    kind: BodyKind,
+    /// SSE: bytes of the current, incomplete event. JSON: the body so far.
+    buf: Vec<u8>,
+    overflow: bool,
+    usage: Usage,
+    /// OpenAI Responses reports its final usage in `response.completed`;
+    /// Anthropic splits it over `message_start` and `message_delta`.
+    seen_ids: Vec<String>,
+}
+
+fn u64_at(v: &Value, path: &[&str]) -> Option<u64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_u64()
+}
+
+impl UsageMeter {
+    #[must_use]
+    pub fn new(kind: BodyKind) -> Self {
+        Self {
+            kind,
+            buf: Vec::new(),
+            overflow: false,
+            usage: Usage { requests: 1, ..Usage::default() },
+            seen_ids: Vec::new(),
+        }
+    }
+
+    /// Feeds the next chunk of the answer.
+    pub fn push(&mut self, chunk: &[u8]) {
+        match self.kind {
+            BodyKind::Json => {
+                if self.overflow || self.buf.len() + chunk.len() > MAX_JSON_COPY {
+                    self.overflow = true;
+                    self.buf = Vec::new();
+                } else {
+                    self.buf.extend_from_slice(chunk);
+                }
+            }
+            BodyKind::Sse => {
+                self.buf.extend_from_slice(chunk);
+                while let Some(end) = event_end(&self.buf) {
+                    let event: Vec<u8> = self.buf.drain(..end).collect();
+                    self.sse_event(&event);
+                }
+                if self.buf.len() > MAX_JSON_COPY {
+                    self.buf.clear();
+                }
+            }
+        }
+    }
+
+    /// The totals once the answer has ended.
+    #[must_use]
+    pub fn finish(mut self) -> Usage {
+        match self.kind {
+            BodyKind::Json if !self.overflow => {
+                if let Ok(v) = serde_json::from_slice::<Value>(&self.buf) {
+                    self.json_body(&v);
+                }
+            }
+            BodyKind::Json => {}
+            BodyKind::Sse => {
+                let rest = std::mem::take(&mut self.buf);
+                if !rest.is_empty() {
+                    self.sse_event(&rest);
+                }
+            }
+        }
+        self.usage
+    }
+
+    fn count_call(&mut self, id: Option<&str>, server: Option<&str>) {
+        let Some(server) = server else { return };
+        if let Some(id) = id {
+            if self.seen_ids.iter().any(|s| s == id) {
+                return;
+            }
+            self.seen_ids.push(id.to_string());
+        }
+        *self.usage.mcp_calls.entry(server.to_string()).or_default() += 1;
+    }
+
+    /// A whole JSON answer: OpenAI Response object, Anthropic Message, or Chat Completion.
+    fn json_body(&mut self, v: &Value) {
+        if let Some(u) = v.get("usage") {
+            self.usage.input_tokens +=
+                u64_at(u, &["input_tokens"]).or_else(|| u64_at(u, &["prompt_tokens"])).unwrap_or(0);
+            self.usage.output_tokens +=
+                u64_at(u, &["output_tokens"]).or_else(|| u64_at(u, &["completion_tokens"])).unwrap_or(0);
+        }
+        for key in ["output", "content"] {
+            if let Some(items) = v.get(key).and_then(Value::as_array) {
+                for item in items {
+                    self.item(item);
+                }
+            }
+        }
+    }
+
+    fn item(&mut self, item: &Value) {
+        let id = item.get("id").and_then(Value::as_str);
+        match item.get("type").and_then(Value::as_str) {
+            Some("mcp_call") => self.count_call(id, item.get("server_label").and_then(Value::as_str)),
+            Some("mcp_tool_use") => self.count_call(id, item.get("server_name").and_then(Value::as_str)),
+            _ => {}
+        }
+    }
+
+    fn sse_event(&mut self, event: &[u8]) {
+        // Cheap filter before parsing: only events that can carry what we count.
+        let interesting = [&b"usage"[..], b"mcp_call", b"mcp_tool_use"];
+        if !interesting.iter().any(|n| contains(event, n)) {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(event) else { return };
+        let data: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let Ok(v) = serde_json::from_str::<Value>(&data) else { return };
+        match v.get("type").and_then(Value::as_str) {
+            // OpenAI Responses.
+            Some("response.completed" | "response.incomplete" | "response.failed") => {
+                if let Some(r) = v.get("response") {
+                    if let Some(u) = r.get("usage") {
+                        self.usage.input_tokens += u64_at(u, &["input_tokens"]).unwrap_or(0);
+                        self.usage.output_tokens += u64_at(u, &["output_tokens"]).unwrap_or(0);
+                    }
+                    if let Some(items) = r.get("output").and_then(Value::as_array) {
+                        for item in items {
+                            self.item(item);
+                        }
+                    }
+                }
+            }
+            Some("response.output_item.done") => {
+                if let Some(item) = v.get("item") {
+                    self.item(item);
+                }
+            }
+            // Anthropic Messages.
+            Some("message_start") => {
+                if let Some(u) = v.get("message").and_then(|m| m.get("usage")) {
+                    self.usage.input_tokens += u64_at(u, &["input_tokens"]).unwrap_or(0);
+                    self.usage.output_tokens += u64_at(u, &["output_tokens"]).unwrap_or(0);
+                }
+            }
+            Some("message_delta") => {
+                // Cumulative output count for the message so far: the last one wins.
+                if let Some(out) = v.get("usage").and_then(|u| u64_at(u, &["output_tokens"])) {
+                    self.usage.output_tokens = out;
+                }
+            }
+            Some("content_block_start") => {
+                if let Some(block) = v.get("content_block") {
+                    self.item(block);
+                }
+            }
+            // Chat Completions chunks carry `usage` on the last chunk (include_usage).
+            _ => {
+                if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                    self.usage.input_tokens += u64_at(u, &["prompt_tokens"]).unwrap_or(0);
+                    self.usage.output_tokens += u64_at(u, &["completion_tokens"]).unwrap_or(0);
+                }
+            }
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Index just past the first blank line ("\n\n" or "\r\n\r\n").
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < buf.len() {
+        if buf[i] == b'\n' && (buf[i - 1] == b'\n' || (buf[i - 1] == b'\r' && i >= 2 && buf[i - 2] == b'\n')) {
+            return Some(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Fixed one-minute windows per tenant: whether one more request fits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Start of the current window, ms since the epoch.
+    pub start_ms: u64,
+    pub count: u32,
+}
+
+/// The decision for one request at `now_ms` under `limit` requests per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Yes(Window),
+    /// Rejected; retry after this many whole seconds (≥ 1).
+    No {
+        retry_after_s: u64,
+    },
+}
+
+const MINUTE_MS: u64 = 60_000;
+
+#[must_use]
+pub fn admit(window: Window, limit: u32, now_ms: u64) -> Admit {
+    let current = if now_ms >= window.start_ms + MINUTE_MS || now_ms < window.start_ms {
+        Window { start_ms: now_ms - now_ms % MINUTE_MS, count: 0 }
+    } else {
+        window
+    };
+    if current.count < limit {
+        Admit::Yes(Window { count: current.count + 1, ..current })
+    } else {
+        let left_ms = (current.start_ms + MINUTE_MS).saturating_sub(now_ms);
+        Admit::No { retry_after_s: left_ms.div_ceil(1000).max(1) }
+    }
+}
+
+/// `YYYY-MM-DD` of a UTC instant (ms since the epoch), without a date library.
+#[must_use]
+pub fn day_of(ms: u64) -> String {
+    let days = i64::try_from(ms / 86_400_000).unwrap_or(0);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `true` for a `YYYY-MM-DD` string (the usage API's `from`/`to`).
+#[must_use]
+pub fn is_day(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meter(kind: BodyKind, chunks: &[&str]) -> Usage {
+        let mut m = UsageMeter::new(kind);
+        for c in chunks {
+            m.push(c.as_bytes());
+        }
+        m.finish()
+    }
+
+    #[test]
+    fn openai_json() {
+        let body = r#"{"id":"resp_1","object":"response","output":[
+            {"type":"mcp_list_tools","id":"l1","server_label":"crm","tools":[]},
+            {"type":"mcp_call","id":"c1","server_label":"crm","name":"search","arguments":"{}","output":"x"},
+            {"type":"mcp_call","id":"c2","server_label":"files","name":"get","arguments":"{}","output":"y"},
+            {"type":"message","content":[{"type":"output_text","text":"usage mcp_call"}]}],
+            "usage":{"input_tokens":12,"output_tokens":34,"total_tokens":46}}"#;
+        let (a, b) = body.split_at(40);
+        let u = meter(BodyKind::Json, &[a, b]);
+        assert_eq!((u.requests, u.input_tokens, u.output_tokens), (1, 12, 34));
+        assert_eq!(u.mcp_calls, BTreeMap::from([("crm".into(), 1), ("files".into(), 1)]));
+    }
+
+    #[test]
+    fn openai_sse_counts_items_once() {
+        let item = r#"{"type":"mcp_call","id":"c1","server_label":"crm","name":"search"}"#;
+        let events = [
+            "event: response.created\ndata: {\"type\":\"response.created\"}\n\n".to_string(),
+            format!("event: response.output_item.done\ndata: {{\"type\":\"response.output_item.done\",\"item\":{item}}}\n\n"),
+            format!("event: response.completed\ndata: {{\"type\":\"response.completed\",\"response\":{{\"output\":[{item}],\"usage\":{{\"input_tokens\":5,\"output_tokens\":7}}}}}}\n\n"),
+        ];
+        let all = events.concat();
+        // Split at every byte boundary in three places.
+        for cut in [3, all.len() / 2, all.len() - 2] {
+            let (a, b) = all.split_at(cut);
+            let u = meter(BodyKind::Sse, &[a, b]);
+            assert_eq!((u.input_tokens, u.output_tokens), (5, 7), "cut {cut}");
+            assert_eq!(u.mcp_calls.get("crm"), Some(&1), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn anthropic_sse_and_json() {
+        let sse = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"mcp_tool_use\",\"id\":\"t1\",\"name\":\"search\",\"server_name\":\"crm\",\"input\":{}}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":15}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":30}}\n\n",
+        );
+        let u = meter(BodyKind::Sse, &[sse]);
+        assert_eq!((u.input_tokens, u.output_tokens), (20, 30));
+        assert_eq!(u.mcp_calls.get("crm"), Some(&1));
+        let json = r#"{"type":"message","content":[{"type":"mcp_tool_use","id":"t1","name":"a","server_name":"crm","input":{}},{"type":"mcp_tool_result","tool_use_id":"t1"}],"usage":{"input_tokens":3,"output_tokens":4}}"#;
+        let u = meter(BodyKind::Json, &[json]);
+        assert_eq!((u.input_tokens, u.output_tokens, u.mcp_calls.get("crm").copied()), (3, 4, Some(1)));
+    }
+
+    #[test]
+    fn chat_usage_and_garbage() {
+        let sse = "data: {\"choices\":[]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n";
+        let u = meter(BodyKind::Sse, &[sse]);
+        assert_eq!((u.input_tokens, u.output_tokens), (2, 9));
+        let u = meter(BodyKind::Json, &["{not json"]);
+        assert_eq!((u.requests, u.input_tokens), (1, 0));
+    }
+
+    #[test]
+    fn rate_windows() {
+        let w = Window::default();
+        let Admit::Yes(w) = admit(w, 2, 120_500) else { panic!() };
+        let Admit::Yes(w) = admit(w, 2, 121_000) else { panic!() };
+        assert_eq!(admit(w, 2, 150_000), Admit::No { retry_after_s: 30 });
+        assert_eq!(admit(w, 2, 179_999), Admit::No { retry_after_s: 1 });
+        assert!(matches!(admit(w, 2, 180_000), Admit::Yes(Window { count: 1, start_ms: 180_000 })));
+        assert!(matches!(admit(w, 0, 150_000), Admit::No { .. }));
+    }
+
+    #[test]
+    fn days() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(1_795_661_244_000), "2026-11-26");
+        assert_eq!(day_of(951_782_400_000), "2000-02-29");
+        assert!(is_day("2026-11-26") && !is_day("2026-1-26") && !is_day("../../x"));
+    }
+
+    #[test]
+    fn add_merges() {
+        let mut a =
+            Usage { requests: 1, input_tokens: 2, output_tokens: 3, mcp_calls: BTreeMap::from([("x".into(), 1)]) };
+        a.add(&a.clone());
+        assert_eq!((a.requests, a.input_tokens, a.mcp_calls["x"]), (2, 4, 2));
+    }
+}
