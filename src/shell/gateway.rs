@@ -130,7 +130,7 @@ fn provider_label(p: Provider) -> &'static str {
 
 #[allow(clippy::too_many_lines, clippy::too_many_arguments)]
 async fn proxy(
-    mut req: Request,
+    req: Request,
     env: &Env,
     ctx: &Context,
     provider: Provider,
@@ -182,10 +182,10 @@ async fn proxy(
     let mut injected = Vec::new();
     let body = match rewrite {
         Some(kind) => {
-            let bytes = req.bytes().await.map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
-            if bytes.len() as u64 > max {
-                return Err(GatewayError::PayloadTooLarge { limit: max });
-            }
+            let bytes = super::stream::read_limited(req.inner().body(), max)
+                .await
+                .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
+                .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
             log.bytes_in = bytes.len() as u64;
             let rewritten = match kind {
                 Rewrite::Responses => {

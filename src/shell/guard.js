@@ -112,3 +112,34 @@ export function guardBody(body, opts) {
     },
   }, { highWaterMark: 0 });
 }
+
+/**
+ * Reads a request body into one buffer, giving up (and cancelling the
+ * stream) as soon as it exceeds `limit` bytes: a chunked upload without
+ * content-length never makes the gateway hold more than the limit.
+ * @returns {Promise<Uint8Array|null>} null when over the limit
+ */
+export async function readLimited(body, limit) {
+  if (!body) return new Uint8Array(0);
+  const reader = body.getReader();
+  const parts = [];
+  let total = 0;
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    total += r.value.length;
+    if (total > limit) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    parts.push(r.value);
+  }
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

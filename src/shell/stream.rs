@@ -15,6 +15,19 @@ use crate::usage::UsageMeter;
 extern "C" {
     #[wasm_bindgen(js_name = guardBody)]
     fn guard_body(body: &ReadableStream, opts: &JsValue) -> ReadableStream;
+
+    #[wasm_bindgen(js_name = readLimited)]
+    fn read_limited_js(body: Option<ReadableStream>, limit: f64) -> js_sys::Promise;
+}
+
+/// The whole request body, or `None` as soon as it exceeds `limit` bytes.
+pub async fn read_limited(body: Option<ReadableStream>, limit: u64) -> Result<Option<Vec<u8>>, JsValue> {
+    #[allow(clippy::cast_precision_loss)]
+    let v = wasm_bindgen_futures::JsFuture::from(read_limited_js(body, limit as f64)).await?;
+    if v.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(js_sys::Uint8Array::new(&v).to_vec()))
 }
 
 /// A shared usage meter: the tap feeds it, the `done` callback reads it.

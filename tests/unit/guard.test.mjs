@@ -97,3 +97,13 @@ test('the scrubber sees every byte once, also on reset', async () => {
   assert.equal(text, 'data: *1\n\ndata: *2\n\nevent: error\ndata: {"reset":1}\n\n');
   assert.deepEqual(seen, ['data: S1\n\n', 'data: S2\n\n']);
 });
+
+test('readLimited returns the body, or null past the limit and cancels', async () => {
+  const { readLimited } = await import('../../src/shell/guard.js');
+  const small = upstream(['ab', 'cd']);
+  assert.equal(dec.decode(await readLimited(small.stream, 4)), 'abcd');
+  const big = upstream(['ab', 'cd', 'e'], { hang: true });
+  assert.equal(await readLimited(big.stream, 4), null);
+  assert.ok(big.wasCancelled());
+  assert.equal((await readLimited(null, 4)).length, 0);
+});
