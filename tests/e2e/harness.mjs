@@ -206,6 +206,8 @@ export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {} 
   const deadline = Date.now() + 180_000;
   for (;;) {
     if (exited) {
+      process.off('exit', killOnExit);
+      rmSync(root, { recursive: true, force: true });
       throw new Error(`wrangler dev exited early (${JSON.stringify(exited)}):\n${log.slice(-4000)}`);
     }
     try {
@@ -219,7 +221,9 @@ export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {} 
       /* not up yet */
     }
     if (Date.now() > deadline) {
-      process.kill(-child.pid, 'SIGKILL');
+      killOnExit();
+      process.off('exit', killOnExit);
+      rmSync(root, { recursive: true, force: true });
       throw new Error(`gateway did not answer /healthz within 180 s:\n${log.slice(-4000)}`);
     }
     await sleep(150);
