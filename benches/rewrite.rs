@@ -120,7 +120,7 @@ fn main() {
     // Per-request tenant work besides the rewrite: hash the gateway key, open the envelopes.
     let master = MasterKey::from_base64(&base64_of_sevens()).expect("master key");
     let tenant =
-        Tenant { openai_key: Some(Secret::new("sk-bench-upstream")), anthropic_key: None, mcp: policy.clone() };
+        Tenant { openai_key: Some(Secret::new("sk-bench-upstream")), mcp: policy.clone(), ..Tenant::default() };
     let stored = seal_tenant(&master, "bench", &tenant).expect("seal");
     let open_s = time(runs, if smoke { 10 } else { 2000 }, || {
         black_box(sha256_hex(black_box(b"mgk_0123456789abcdef0123456789abcdef0123")));

@@ -29,9 +29,19 @@ pub enum CryptoError {
     Open,
 }
 
+/// Most envelopes [`MasterKey::open`] remembers (the cache is emptied when full).
+const OPEN_CACHE_MAX: usize = 1024;
+
 /// The AES-256-GCM key derived from `MASTER_KEY`. Not printable.
+///
+/// It remembers what it opened, keyed by (associated data, envelope): an
+/// envelope carries a random nonce, so it names exactly one sealed value and
+/// a cache hit can never return a value for another tenant or field. The
+/// shell keeps one `MasterKey` per isolate, so the hot path decrypts each
+/// stored secret once rather than on every request.
 pub struct MasterKey {
     cipher: Aes256Gcm,
+    opened: std::cell::RefCell<std::collections::HashMap<(String, String), Secret>>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -51,7 +61,7 @@ impl MasterKey {
             return Err(CryptoError::BadMasterKey);
         }
         let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self { cipher })
+        Ok(Self { cipher, opened: std::cell::RefCell::new(std::collections::HashMap::new()) })
     }
 
     /// Seals with a fresh random nonce.
@@ -89,6 +99,20 @@ impl MasterKey {
     /// # Errors
     /// [`CryptoError::Open`] on any mismatch or tampering.
     pub fn open(&self, aad: &Aad, envelope: &str) -> Result<Secret, CryptoError> {
+        let key = (aad.0.clone(), envelope.to_string());
+        if let Some(s) = self.opened.borrow().get(&key) {
+            return Ok(s.clone());
+        }
+        let secret = self.open_uncached(aad, envelope)?;
+        let mut cache = self.opened.borrow_mut();
+        if cache.len() >= OPEN_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, secret.clone());
+        Ok(secret)
+    }
+
+    fn open_uncached(&self, aad: &Aad, envelope: &str) -> Result<Secret, CryptoError> {
         let b64 = envelope.strip_prefix(ENVELOPE_PREFIX).ok_or(CryptoError::Open)?;
         let raw = STANDARD.decode(b64).map_err(|_| CryptoError::Open)?;
         if raw.len() < NONCE_LEN + 16 {
@@ -187,6 +211,16 @@ mod tests {
         assert_eq!(k.open(&Aad::new("acme", "g"), &env).unwrap_err(), CryptoError::Open);
         let other = MasterKey::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
         assert_eq!(other.open(&Aad::new("acme", "f"), &env).unwrap_err(), CryptoError::Open);
+    }
+
+    #[test]
+    fn cache_never_crosses_tenants_or_fields() {
+        let k = key();
+        let env = k.seal(&Aad::new("acme", "f"), &Secret::new("v")).unwrap();
+        assert_eq!(k.open(&Aad::new("acme", "f"), &env).unwrap().expose(), "v");
+        assert_eq!(k.open(&Aad::new("acme", "f"), &env).unwrap().expose(), "v");
+        assert!(k.open(&Aad::new("evil", "f"), &env).is_err());
+        assert!(k.open(&Aad::new("acme", "g"), &env).is_err());
     }
 
     #[test]

@@ -108,8 +108,10 @@ impl UsageMeter {
     pub fn finish(mut self) -> Usage {
         match self.kind {
             BodyKind::Json if !self.overflow => {
-                if let Ok(v) = serde_json::from_slice::<Value>(&self.buf) {
-                    self.json_body(&v);
+                // Typed and borrowed: everything but usage and item kinds is skipped, not built.
+                let buf = std::mem::take(&mut self.buf);
+                if let Ok(answer) = serde_json::from_slice::<JsonAnswer<'_>>(&buf) {
+                    self.json_answer(&answer);
                 }
             }
             BodyKind::Json => {}
@@ -135,18 +137,16 @@ impl UsageMeter {
     }
 
     /// A whole JSON answer: OpenAI Response object, Anthropic Message, or Chat Completion.
-    fn json_body(&mut self, v: &Value) {
-        if let Some(u) = v.get("usage") {
-            self.usage.input_tokens +=
-                u64_at(u, &["input_tokens"]).or_else(|| u64_at(u, &["prompt_tokens"])).unwrap_or(0);
-            self.usage.output_tokens +=
-                u64_at(u, &["output_tokens"]).or_else(|| u64_at(u, &["completion_tokens"])).unwrap_or(0);
+    fn json_answer(&mut self, a: &JsonAnswer<'_>) {
+        if let Some(u) = &a.usage {
+            self.usage.input_tokens += u.input_tokens.or(u.prompt_tokens).unwrap_or(0);
+            self.usage.output_tokens += u.output_tokens.or(u.completion_tokens).unwrap_or(0);
         }
-        for key in ["output", "content"] {
-            if let Some(items) = v.get(key).and_then(Value::as_array) {
-                for item in items {
-                    self.item(item);
-                }
+        for item in a.output.iter().chain(a.content.iter()).flatten() {
+            match item.kind.as_deref() {
+                Some("mcp_call") => self.count_call(item.id.as_deref(), item.server_label.as_deref()),
+                Some("mcp_tool_use") => self.count_call(item.id.as_deref(), item.server_name.as_deref()),
+                _ => {}
             }
         }
     }
@@ -221,6 +221,37 @@ impl UsageMeter {
             }
         }
     }
+}
+
+/// The parts of a JSON answer the meter reads; serde skips everything else.
+#[derive(Deserialize)]
+struct JsonAnswer<'a> {
+    #[serde(default)]
+    usage: Option<TokenCounts>,
+    #[serde(default, borrow)]
+    output: Option<Vec<ItemKind<'a>>>,
+    #[serde(default, borrow)]
+    content: Option<Vec<ItemKind<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct TokenCounts {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ItemKind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    server_label: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    server_name: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -24,9 +24,23 @@ pub fn admin_token(env: &Env) -> Option<Secret> {
     text(env, "ADMIN_TOKEN").map(Secret::new)
 }
 
-pub fn master_key(env: &Env) -> Result<MasterKey, GatewayError> {
+thread_local! {
+    /// One `MasterKey` per isolate (and per `MASTER_KEY` value): the key
+    /// schedule and its cache of opened envelopes outlive single requests.
+    static MASTER: std::cell::RefCell<Option<(String, std::rc::Rc<MasterKey>)>> = const { std::cell::RefCell::new(None) };
+}
+
+pub fn master_key(env: &Env) -> Result<std::rc::Rc<MasterKey>, GatewayError> {
     let raw = text(env, "MASTER_KEY").ok_or_else(|| super::internal("MASTER_KEY is not set"))?;
-    MasterKey::from_base64(&raw).map_err(|_| super::internal("MASTER_KEY is not base64 of 32 bytes"))
+    if let Some(key) = MASTER.with_borrow(|m| m.as_ref().filter(|(r, _)| *r == raw).map(|(_, k)| std::rc::Rc::clone(k)))
+    {
+        return Ok(key);
+    }
+    let key = std::rc::Rc::new(
+        MasterKey::from_base64(&raw).map_err(|_| super::internal("MASTER_KEY is not base64 of 32 bytes"))?,
+    );
+    MASTER.with_borrow_mut(|m| *m = Some((raw, std::rc::Rc::clone(&key))));
+    Ok(key)
 }
 
 pub fn max_body_bytes(env: &Env) -> u64 {
@@ -50,4 +64,9 @@ pub fn upstream_timeout_ms(env: &Env) -> Option<u64> {
 /// `STREAM_IDLE_TIMEOUT_MS`: longest silence inside a watched stream before it is ended with an error event.
 pub fn stream_idle_ms(env: &Env) -> Option<u64> {
     text(env, "STREAM_IDLE_TIMEOUT_MS").and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0)
+}
+
+/// `USAGE_FLUSH_MS`: how long usage is batched in an isolate before it is sent to the meters.
+pub fn usage_flush_ms(env: &Env) -> Option<u64> {
+    text(env, "USAGE_FLUSH_MS").and_then(|v| v.trim().parse().ok())
 }

@@ -246,7 +246,7 @@ async fn proxy(
 
     if sse.is_none() && scrubber.is_none() && !metered {
         log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        ctx.wait_until(meter::record(env.clone(), tenant_id, Usage { requests: 1, ..Usage::default() }));
+        meter::add(ctx, env, &tenant_id, &Usage { requests: 1, ..Usage::default() });
         return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
@@ -294,7 +294,7 @@ async fn proxy(
                 l.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
             }
             emit(&l, started);
-            ctx_done.wait_until(meter::record(env_done, tenant_id, usage));
+            meter::add(&ctx_done, &env_done, &tenant_id, &usage);
         }),
     };
     Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some(opts))))

@@ -90,7 +90,8 @@ export function guardBody(body, opts) {
           finish('completed');
           return;
         }
-        const chunk = opts.scrub ? opts.scrub.push(r.value) : r.value;
+        const tapped = opts.scrub ? opts.scrub.push(r.value) : undefined;
+        const chunk = tapped === undefined ? r.value : tapped;
         if (opts.sse) {
           // Copy the held-back tail before enqueueing: the runtime may detach an enqueued buffer.
           const buf = concat(pending, chunk);

@@ -2,10 +2,11 @@
 //! (`TENANT_METER`, one object per tenant id): KV cannot count, a Durable
 //! Object serializes its own events. The decisions are in `crate::usage`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, State};
+use worker::{durable_object, Context, DurableObject, Env, Method, Request, RequestInit, Response, State};
 
 use crate::error::GatewayError;
 use crate::usage::{admit, day_of, is_day, Admit, Usage, Window};
@@ -120,13 +121,40 @@ pub async fn admit_request(env: &Env, tenant: &str, limit: u32) -> Result<(), Ga
     }
 }
 
-/// Adds one request's usage to today's counters. Failures are logged, never surfaced.
-pub async fn record(env: Env, tenant: String, usage: Usage) {
+thread_local! {
+    /// Usage not yet sent to the tenants' meters, per (tenant, day).
+    static PENDING: RefCell<BTreeMap<(String, String), Usage>> = const { RefCell::new(BTreeMap::new()) };
+    static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+}
+
+const DEFAULT_FLUSH_MS: u64 = 1000;
+
+/// Adds one request's usage to today's counters without delaying the
+/// response: usage is batched per isolate and sent to each tenant's meter
+/// at most once per `USAGE_FLUSH_MS` (default 1 s) from a `waitUntil` task,
+/// so a busy isolate makes one meter call per tenant per second, not one per
+/// request.
+pub fn add(ctx: &Context, env: &Env, tenant: &str, usage: &Usage) {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let day = day_of(js_sys::Date::now() as u64);
-    let body = serde_json::json!({"day": day, "usage": usage}).to_string();
-    if call(&env, &tenant, Method::Post, "/record", Some(body)).await.is_err() {
-        worker::console_error!("{{\"level\":\"error\",\"msg\":\"usage record failed\",\"tenant\":\"{tenant}\"}}");
+    PENDING.with_borrow_mut(|p| p.entry((tenant.to_string(), day)).or_default().add(usage));
+    if !FLUSH_SCHEDULED.replace(true) {
+        let delay = super::env::usage_flush_ms(env).unwrap_or(DEFAULT_FLUSH_MS);
+        ctx.wait_until(flush_after(env.clone(), delay));
+    }
+}
+
+async fn flush_after(env: Env, delay_ms: u64) {
+    if delay_ms > 0 {
+        worker::Delay::from(std::time::Duration::from_millis(delay_ms)).await;
+    }
+    FLUSH_SCHEDULED.set(false);
+    let batch = PENDING.with_borrow_mut(std::mem::take);
+    for ((tenant, day), usage) in batch {
+        let body = serde_json::json!({"day": day, "usage": usage}).to_string();
+        if call(&env, &tenant, Method::Post, "/record", Some(body)).await.is_err() {
+            worker::console_error!("{{\"level\":\"error\",\"msg\":\"usage record failed\",\"tenant\":\"{tenant}\"}}");
+        }
     }
 }
 

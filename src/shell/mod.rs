@@ -31,7 +31,36 @@ pub(crate) fn error_response(e: &GatewayError, shape: Shape) -> Response {
 
 /// Collects a JS `Headers` into lowercase `(name, value)` pairs.
 pub(crate) fn header_pairs(h: &worker::Headers) -> Vec<(String, String)> {
-    h.entries().collect()
+    let flat = flatten_headers(&h.0);
+    let mut parts = flat.split('\0');
+    let mut out = Vec::with_capacity(16);
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        out.push((k.to_string(), v.to_string()));
+    }
+    out
+}
+
+/// A new mutable `Headers` from pairs, in one boundary crossing.
+///
+/// # Errors
+/// If a name or value is invalid (the runtime throws).
+pub(crate) fn new_headers(pairs: &[(String, String)]) -> Result<worker::Headers, wasm_bindgen::JsValue> {
+    let mut flat = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (k, v) in pairs {
+        flat.push_str(k);
+        flat.push('\0');
+        flat.push_str(v);
+        flat.push('\0');
+    }
+    build_headers(&flat).map(worker::Headers)
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/headers.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = flattenHeaders)]
+    fn flatten_headers(h: &web_sys::Headers) -> String;
+    #[wasm_bindgen(js_name = buildHeaders, catch)]
+    fn build_headers(flat: &str) -> Result<web_sys::Headers, wasm_bindgen::JsValue>;
 }
 
 /// Logs an internal failure without secrets: callers pass only our own words.

@@ -43,16 +43,14 @@ pub struct Tap {
 
 #[wasm_bindgen]
 impl Tap {
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+    /// `None`: the chunk goes out unchanged (no copy back across the boundary).
+    pub fn push(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
         if let Some(m) = &self.meter {
             if let Some(m) = m.borrow_mut().as_mut() {
                 m.push(chunk);
             }
         }
-        match &mut self.scrubber {
-            Some(s) => s.push(chunk),
-            None => chunk.to_vec(),
-        }
+        self.scrubber.as_mut().map(|s| s.push(chunk))
     }
 
     pub fn finish(&mut self) -> Vec<u8> {

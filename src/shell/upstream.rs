@@ -33,11 +33,7 @@ pub struct Outbound<'a> {
 }
 
 pub fn to_headers(pairs: &[(String, String)]) -> Result<Headers, GatewayError> {
-    let h = Headers::new();
-    for (k, v) in pairs {
-        h.append(k, v).map_err(|_| GatewayError::bad_request(format!("Header '{k}' has an invalid value.")))?;
-    }
-    Ok(h)
+    super::new_headers(pairs).map_err(|_| GatewayError::bad_request("A request header has an invalid name or value."))
 }
 
 /// Sends the request; 502 if the upstream cannot be reached, 504 if it
@@ -80,10 +76,7 @@ pub fn respond(
     body: ResponseBody,
     guard_opts: Option<GuardOptions>,
 ) -> Response {
-    let h = Headers::new();
-    for (k, v) in headers {
-        let _ = h.append(k, v);
-    }
+    let h = super::new_headers(headers).unwrap_or_default();
     let builder = ResponseBuilder::new().with_status(status).with_headers(h);
     match (body, guard_opts) {
         (ResponseBody::Stream(s), Some(opts)) => builder.stream(guard(&s, opts)),
