@@ -156,6 +156,42 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
     Ok(Route::Admin { route, method: m })
 }
 
+/// The first value of query parameter `name` in a full URL, percent-decoded
+/// (`+` as space); `None` if absent or not valid UTF-8 after decoding.
+#[must_use]
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or("");
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == name).then(|| percent_decode(v)).flatten()
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +263,19 @@ mod tests {
         assert_eq!(status("PUT", "/admin/tenants/a%20b"), 400);
         assert_eq!(status("PUT", &format!("/admin/tenants/{}", "a".repeat(65))), 400);
         assert_eq!(status("PUT", "/admin/tenants/Acme_1-x"), 200);
+    }
+
+    #[test]
+    fn query_params() {
+        let u = "https://gw/admin/tenants/a/usage?from=2026-11-01&to=2026%2D11%2D30&x&q=a+b#frag";
+        assert_eq!(query_param(u, "from").as_deref(), Some("2026-11-01"));
+        assert_eq!(query_param(u, "to").as_deref(), Some("2026-11-30"));
+        assert_eq!(query_param(u, "x").as_deref(), Some(""));
+        assert_eq!(query_param(u, "q").as_deref(), Some("a b"));
+        assert_eq!(query_param(u, "none"), None);
+        assert_eq!(query_param("https://gw/x?bad=%zz&ok=1", "bad"), None);
+        assert_eq!(query_param("https://gw/x?t=%2", "t"), None);
+        assert_eq!(query_param("https://gw/x", "t"), None);
     }
 
     #[test]

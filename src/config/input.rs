@@ -297,30 +297,62 @@ fn is_reserved_header(name: &str) -> bool {
     RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
-/// MCP server URLs: `https://` with a host and no userinfo; loopback
-/// `http://` only when `allow_insecure_urls`.
+/// MCP server URLs: absolute `https://` URLs with an ASCII host (IDNs in
+/// punycode), no userinfo and no fragment; loopback `http://` only when
+/// `allow_insecure_urls`. The URL is stored exactly as given.
 fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, GatewayError> {
     if raw.len() > 2048 {
         return Err(invalid(path, "must be at most 2048 characters"));
     }
-    let url = url::Url::parse(raw).map_err(|_| invalid(path, "must be an absolute URL"))?;
-    if !url.username().is_empty() || url.password().is_some() {
+    if raw.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(invalid(path, "must be an absolute URL without spaces or non-ASCII characters"));
+    }
+    let (scheme, rest) = raw.split_once("://").ok_or_else(|| invalid(path, "must be an absolute URL"))?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if authority.contains('@') {
         return Err(invalid(path, "must not contain userinfo"));
     }
-    if url.fragment().is_some() {
+    if tail.contains('#') {
         return Err(invalid(path, "must not contain a fragment"));
     }
-    let host = url.host_str().unwrap_or("");
-    if host.is_empty() {
-        return Err(invalid(path, "must have a host"));
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or_else(|| invalid(path, "has an invalid host"))?;
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                return Err(invalid(path, "has an invalid host"));
+            }
+            (&authority[..h.len() + 2], after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = host.starts_with('[')
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !host.starts_with(['.', '-']));
+    if !host_ok {
+        return Err(invalid(path, "must have a valid host"));
     }
-    match url.scheme() {
+    if let Some(p) = port {
+        if p.is_empty()
+            || p.len() > 5
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || p.parse::<u32>().map_or(true, |n| n > 65_535)
+        {
+            return Err(invalid(path, "has an invalid port"));
+        }
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]";
+    match scheme.to_ascii_lowercase().as_str() {
         "https" => {}
-        "http" if opts.allow_insecure_urls && (host == "127.0.0.1" || host == "localhost" || host == "[::1]") => {}
-        "http" => return Err(invalid(path, "must use https://")),
+        "http" if opts.allow_insecure_urls && loopback => {}
         _ => return Err(invalid(path, "must use https://")),
     }
-    Ok(url.to_string())
+    Ok(raw.to_string())
 }
 
 #[cfg(test)]
@@ -376,6 +408,13 @@ mod tests {
     fn urls_are_checked() {
         let bad = [
             "http://example.com/mcp",
+            "https://exa mple.com/",
+            "https://example.com/#frag",
+            "https://:443/x",
+            "https://example.com:99999/",
+            "https://exämple.com/",
+            "https:/example.com",
+            "https://[zz]/",
             "ftp://example.com",
             "https://user:pw@example.com/",
             "not a url",
@@ -387,6 +426,13 @@ mod tests {
         }
         let body = r#"{"mcp_servers":{"s":{"url":"http://127.0.0.1:9/x","auth":{"type":"none"}}}}"#;
         assert!(parse_tenant(body.as_bytes(), ParseOptions { allow_insecure_urls: true }).is_ok());
+        for good in
+            ["https://mcp.example.com/mcp?x=1", "https://a.b:8443/", "https://[2001:db8::1]:443/mcp", "HTTPS://A.B"]
+        {
+            let body = format!(r#"{{"mcp_servers":{{"s":{{"url":"{good}","auth":{{"type":"none"}}}}}}}}"#);
+            let t = parse(&body).unwrap_or_else(|e| panic!("{good}: {e:?}"));
+            assert_eq!(t.mcp.servers["s"].url, good, "stored as given");
+        }
     }
 
     #[test]

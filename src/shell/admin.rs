@@ -132,8 +132,8 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
 fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let now = js_sys::Date::now() as u64;
-    let url = req.url().map_err(|_| GatewayError::bad_request("Invalid request URL."))?;
-    let get = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let url = req.inner().url();
+    let get = |name: &str| crate::route::query_param(&url, name);
     let to = get("to").unwrap_or_else(|| day_of(now));
     let from = get("from").unwrap_or_else(|| day_of(now.saturating_sub(30 * 86_400_000)));
     for (name, v) in [("from", &from), ("to", &to)] {

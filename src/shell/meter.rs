@@ -29,8 +29,7 @@ struct Record {
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
-    let url = req.url().ok()?;
-    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    crate::route::query_param(&req.inner().url(), name)
 }
 
 impl DurableObject for TenantMeter {
