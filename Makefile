@@ -53,7 +53,7 @@ unit: node-deps
 e2e: build
 	npm run --silent e2e
 
-test: deps unit e2e
+test: deps unit e2e bench-smoke
 
 lint:
 	cargo fmt --check

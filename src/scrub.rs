@@ -2,8 +2,10 @@
 //! injected into the request is replaced by `[redacted]` on the way back,
 //! also in its JSON-escaped forms and across chunk boundaries.
 //!
-//! Streaming stays incremental: at most the longest needle's length minus
-//! one byte is held back between chunks.
+//! Streaming stays incremental: only a chunk's tail that could be the start
+//! of a secret is held back (at most the longest needle's length minus one
+//! byte), so text that cannot begin a secret, such as an SSE event's closing
+//! blank line, goes out at once.
 
 use crate::secret::REDACTED;
 
@@ -82,12 +84,29 @@ impl Scrubber {
 
     /// Scrubs a chunk; returns what can be sent now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.tail.is_empty() {
+            let (out, consumed) = self.scan(chunk, chunk.len() - self.partial_suffix(chunk));
+            self.tail = chunk[consumed..].to_vec();
+            return out;
+        }
         let mut buf = std::mem::take(&mut self.tail);
         buf.extend_from_slice(chunk);
-        let safe_end = buf.len().saturating_sub(self.max_len - 1);
-        let (out, consumed) = self.scan(&buf, safe_end);
+        let (out, consumed) = self.scan(&buf, buf.len() - self.partial_suffix(&buf));
         self.tail = buf.split_off(consumed);
         out
+    }
+
+    /// Length of the longest suffix of `buf` that is a proper prefix of some
+    /// needle: only those bytes may still become a match.
+    fn partial_suffix(&self, buf: &[u8]) -> usize {
+        let longest = (self.max_len - 1).min(buf.len());
+        (1..=longest)
+            .rev()
+            .find(|&k| {
+                let tail = &buf[buf.len() - k..];
+                self.first[usize::from(tail[0])] && self.needles.iter().any(|n| n.len() > k && n.starts_with(tail))
+            })
+            .unwrap_or(0)
     }
 
     /// Flushes what was held back at the end of the stream.
@@ -97,8 +116,8 @@ impl Scrubber {
         out
     }
 
-    /// Replaces matches starting before `safe_end`; a needle starting there
-    /// always fits in `buf` because `safe_end + max_len - 1 <= buf.len()`.
+    /// Replaces matches starting before `safe_end`. A needle starting before
+    /// it either fits in `buf` or was a partial suffix, which `safe_end` excludes.
     fn scan(&self, buf: &[u8], safe_end: usize) -> (Vec<u8>, usize) {
         let mut out = Vec::with_capacity(buf.len());
         let mut i = 0;
@@ -151,12 +170,14 @@ mod tests {
     }
 
     #[test]
-    fn holds_back_at_most_max_len_minus_one() {
+    fn holds_back_only_a_possible_secret_start() {
         let mut s = Scrubber::new(["abcdefgh"]).unwrap();
-        let out = s.push(b"0123456789");
-        assert_eq!(out, b"012");
-        assert_eq!(s.max_len() - 1, 7);
-        assert_eq!(s.finish(), b"3456789");
+        assert_eq!(s.push(b"0123456789"), b"0123456789", "nothing here can start the secret");
+        assert_eq!(s.push(b"data: x\n\nabcd"), b"data: x\n\n", "only the possible start is held");
+        assert_eq!(s.push(b"efgh!\n\n"), b"[redacted]!\n\n");
+        assert_eq!(s.push(b"zabcdefg"), b"z");
+        assert!(s.max_len() - 1 >= 7);
+        assert_eq!(s.finish(), b"abcdefg");
     }
 
     #[test]

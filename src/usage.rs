@@ -53,6 +53,8 @@ pub struct UsageMeter {
     /// SSE: bytes of the current, incomplete event. JSON: the body so far.
     buf: Vec<u8>,
     overflow: bool,
+    /// SSE: the last byte seen (ignoring `\r`) ended a line.
+    last_was_newline: bool,
     usage: Usage,
     /// OpenAI Responses reports its final usage in `response.completed`;
     /// Anthropic splits it over `message_start` and `message_delta`.
@@ -74,6 +76,7 @@ impl UsageMeter {
             kind,
             buf: Vec::new(),
             overflow: false,
+            last_was_newline: false,
             usage: Usage { requests: 1, ..Usage::default() },
             seen_ids: Vec::new(),
         }
@@ -90,16 +93,7 @@ impl UsageMeter {
                     self.buf.extend_from_slice(chunk);
                 }
             }
-            BodyKind::Sse => {
-                self.buf.extend_from_slice(chunk);
-                while let Some(end) = event_end(&self.buf) {
-                    let event: Vec<u8> = self.buf.drain(..end).collect();
-                    self.sse_event(&event);
-                }
-                if self.buf.len() > MAX_JSON_COPY {
-                    self.buf.clear();
-                }
-            }
+            BodyKind::Sse => self.push_sse(chunk),
         }
     }
 
@@ -160,10 +154,43 @@ impl UsageMeter {
         }
     }
 
+    /// Splits a chunk into events in place; only the unfinished last event
+    /// is copied (into `buf`), so a long stream costs one scan per byte.
+    fn push_sse(&mut self, chunk: &[u8]) {
+        let mut start = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if b != b'\n' {
+                if b != b'\r' {
+                    self.last_was_newline = false;
+                }
+                continue;
+            }
+            if !self.last_was_newline {
+                self.last_was_newline = true;
+                continue;
+            }
+            // A blank line ends the event at `i`.
+            if self.buf.is_empty() {
+                self.sse_event(&chunk[start..=i]);
+            } else {
+                self.buf.extend_from_slice(&chunk[start..=i]);
+                let event = std::mem::take(&mut self.buf);
+                self.sse_event(&event);
+            }
+            start = i + 1;
+            self.last_was_newline = false;
+        }
+        if self.buf.len() + (chunk.len() - start) > MAX_JSON_COPY {
+            // An event this large carries nothing we count; drop it.
+            self.buf.clear();
+        } else {
+            self.buf.extend_from_slice(&chunk[start..]);
+        }
+    }
+
     fn sse_event(&mut self, event: &[u8]) {
         // Cheap filter before parsing: only events that can carry what we count.
-        let interesting = [&b"usage"[..], b"mcp_call", b"mcp_tool_use"];
-        if !interesting.iter().any(|n| contains(event, n)) {
+        if !contains(event, b"usage") && !contains(event, b"mcp_") {
             return;
         }
         let Ok(text) = std::str::from_utf8(event) else { return };
@@ -256,18 +283,6 @@ struct ItemKind<'a> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Index just past the first blank line ("\n\n" or "\r\n\r\n").
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 1;
-    while i < buf.len() {
-        if buf[i] == b'\n' && (buf[i - 1] == b'\n' || (buf[i - 1] == b'\r' && i >= 2 && buf[i - 2] == b'\n')) {
-            return Some(i + 1);
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Fixed one-minute windows per tenant: whether one more request fits.

@@ -93,14 +93,20 @@ export function guardBody(body, opts) {
         const tapped = opts.scrub ? opts.scrub.push(r.value) : undefined;
         const chunk = tapped === undefined ? r.value : tapped;
         if (opts.sse) {
-          // Copy the held-back tail before enqueueing: the runtime may detach an enqueued buffer.
-          const buf = concat(pending, chunk);
-          const end = lastEventEnd(buf);
-          pending = end < buf.length ? buf.slice(end) : null;
-          if (end > 0) {
-            emit(controller, end === buf.length ? buf : buf.slice(0, end));
-            return;
+          let end = lastEventEnd(chunk);
+          // A blank line split between the held tail and this chunk.
+          if (end === 0 && pending && pending[pending.length - 1] === 10 && chunk[0] === 10) end = 1;
+          if (end === 0) {
+            // No event ends in this chunk (an event longer than a chunk): keep collecting.
+            pending = concat(pending, chunk);
+            continue;
           }
+          // Copy the new tail before enqueueing: the runtime may detach an enqueued buffer.
+          const rest = end < chunk.length ? chunk.slice(end) : null;
+          if (pending) emit(controller, pending);
+          emit(controller, end === chunk.length ? chunk : chunk.subarray(0, end));
+          pending = rest;
+          return;
         } else if (chunk.length > 0) {
           emit(controller, chunk);
           return;
@@ -111,7 +117,7 @@ export function guardBody(body, opts) {
       finish('client_cancelled');
       return reader.cancel(reason);
     },
-  }, { highWaterMark: 0 });
+  }, { highWaterMark: 2 });
 }
 
 /**

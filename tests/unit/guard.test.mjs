@@ -44,8 +44,16 @@ function opts(extra = {}) {
 test('complete events pass in order; a split event is held until whole', async () => {
   const { stream } = upstream(['event: a\ndata: 1\n\nevent: b\nda', 'ta: 2\n\n', 'event: c\ndata: 3\n\n']);
   const { o, outcomes } = opts();
-  const parts = await readAll(guardBody(stream, o));
-  assert.deepEqual(parts, ['event: a\ndata: 1\n\n', 'event: b\ndata: 2\n\n', 'event: c\ndata: 3\n\n']);
+  const reader = guardBody(stream, o).getReader();
+  const first = dec.decode((await reader.read()).value);
+  assert.equal(first, 'event: a\ndata: 1\n\n', 'the partial event b is not sent with a');
+  const parts = [first];
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    parts.push(dec.decode(r.value));
+  }
+  assert.equal(parts.join(''), 'event: a\ndata: 1\n\nevent: b\ndata: 2\n\nevent: c\ndata: 3\n\n');
   assert.deepEqual(outcomes, [['completed', parts.join('').length]]);
 });
 
