@@ -23,7 +23,7 @@ deps: rust-tools node-deps
 
 rust-tools:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-	@worker-build --version 2>/dev/null | grep -q " $(WORKER_BUILD_VERSION)" || cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked
+	@worker-build --version 2>/dev/null | grep -qx "$(WORKER_BUILD_VERSION)\|worker-build $(WORKER_BUILD_VERSION)" || cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked
 	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 
 node-deps: node_modules/.installed
