@@ -338,14 +338,28 @@ pub fn day_of(ms: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// `true` for a `YYYY-MM-DD` string (the usage API's `from`/`to`).
+/// `true` for a real calendar date written `YYYY-MM-DD` (the usage API's `from`/`to`).
 #[must_use]
 pub fn is_day(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 10
+    let shaped = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    (1..=days_in_month).contains(&d)
 }
 
 #[cfg(test)]
@@ -434,6 +448,10 @@ mod tests {
         assert_eq!(day_of(1_795_661_244_000), "2026-11-26");
         assert_eq!(day_of(951_782_400_000), "2000-02-29");
         assert!(is_day("2026-11-26") && !is_day("2026-1-26") && !is_day("../../x"));
+        assert!(is_day("2024-02-29") && !is_day("2026-02-29") && !is_day("2000-02-30"));
+        for bad in ["2026-00-10", "2026-13-01", "2026-01-00", "2026-01-32", "2026-04-31"] {
+            assert!(!is_day(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
         method: req.method().to_string(),
         route: "unknown".into(),
         outcome: "completed",
+        bytes_in: req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok()).unwrap_or(0),
         ..RequestLog::default()
     };
     let result = dispatch(req, env, ctx, &path, &mut log, started).await;
@@ -60,14 +61,21 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
         Ok(Handled::Logged(resp)) => resp,
         Ok(Handled::Plain(resp)) => {
             log.status = resp.status_code();
+            if let worker::ResponseBody::Body(b) = resp.body() {
+                log.bytes_out = b.len() as u64;
+            }
             emit(&log, started);
             resp
         }
         Err(e) => {
             log.status = e.wire().status;
             log.error_class = Some(e.class());
+            let resp = error_response(&e, shape);
+            if let worker::ResponseBody::Body(b) = resp.body() {
+                log.bytes_out = b.len() as u64;
+            }
             emit(&log, started);
-            error_response(&e, shape)
+            resp
         }
     };
     let _ = resp.headers_mut().set(REQUEST_ID_HEADER, &log.request_id);
@@ -270,6 +278,8 @@ async fn proxy(
         stall_event: error_event(kind, what, Interruption::Stalled { idle_ms }),
         scrubber,
         meter: usage_meter,
+        client_signal: js_sys::Reflect::get(req.inner(), &wasm_bindgen::JsValue::from_str("signal"))
+            .unwrap_or_default(),
         done: Box::new(move |outcome: String, bytes_out: f64| {
             let mut l = log_cell.borrow_mut();
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -297,7 +307,7 @@ async fn proxy(
             meter::add(&ctx_done, &env_done, &tenant_id, &usage);
         }),
     };
-    Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some(opts))))
+    Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some((opts, ctx)))))
 }
 
 /// Answers whose usage the provider reports in the body.

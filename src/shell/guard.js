@@ -38,10 +38,16 @@ export function guardBody(body, opts) {
   let pending = null;
   let bytesOut = 0;
   let finished = false;
+  // Resolved when the stream ends however it ends. The gateway hands it to
+  // waitUntil, which keeps the request alive after a client disconnect long
+  // enough for cancel() to run, log and meter.
+  let settle;
+  opts.finished = new Promise((resolve) => { settle = resolve; });
 
   const finish = (outcome) => {
     if (finished) return;
     finished = true;
+    settle();
     try { if (opts.scrub) opts.scrub.free(); } catch {}
     try { opts.done(outcome, bytesOut); } catch {}
   };
@@ -57,6 +63,18 @@ export function guardBody(body, opts) {
     const idle = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('mcpgate-idle')), opts.idleMs); });
     return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
   };
+
+  // The client went away: stop reading upstream (which cancels the provider's
+  // generation) and account for the request now.
+  if (opts.signal) {
+    const onAbort = () => {
+      if (finished) return;
+      finish('client_cancelled');
+      reader.cancel('client disconnected').catch(() => {});
+    };
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener('abort', onAbort, { once: true });
+  }
 
   return new ReadableStream({
     // Loops until it has enqueued something or ended the stream: a pull that

@@ -3,6 +3,7 @@
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use web_sys::ReadableStream;
 
 use std::cell::RefCell;
@@ -65,6 +66,8 @@ pub struct GuardOptions {
     pub stall_event: String,
     pub scrubber: Option<Scrubber>,
     pub meter: Option<SharedMeter>,
+    /// The incoming request's `signal` (aborted when the client disconnects).
+    pub client_signal: JsValue,
     /// Called once with the outcome and the bytes sent to the client.
     pub done: Box<dyn FnOnce(String, f64)>,
 }
@@ -73,7 +76,8 @@ fn set(obj: &Object, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
-pub fn guard(body: &ReadableStream, opts: GuardOptions) -> ReadableStream {
+/// The guarded stream, and a promise that settles when it has ended (for `waitUntil`).
+pub fn guard(body: &ReadableStream, opts: GuardOptions) -> (ReadableStream, Option<js_sys::Promise>) {
     let o = Object::new();
     set(&o, "sse", &JsValue::from_bool(opts.sse));
     #[allow(clippy::cast_precision_loss)]
@@ -86,7 +90,11 @@ pub fn guard(body: &ReadableStream, opts: GuardOptions) -> ReadableStream {
         JsValue::from(Tap { scrubber: opts.scrubber, meter: opts.meter })
     };
     set(&o, "scrub", &tap);
+    set(&o, "signal", &opts.client_signal);
     let done = Closure::once_into_js(opts.done);
     set(&o, "done", &done);
-    guard_body(body, &o)
+    let stream = guard_body(body, &o);
+    let finished =
+        Reflect::get(&o, &JsValue::from_str("finished")).ok().and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
+    (stream, finished)
 }

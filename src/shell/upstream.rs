@@ -74,12 +74,20 @@ pub fn respond(
     status: u16,
     headers: &[(String, String)],
     body: ResponseBody,
-    guard_opts: Option<GuardOptions>,
+    guard_opts: Option<(GuardOptions, &worker::Context)>,
 ) -> Response {
     let h = super::new_headers(headers).unwrap_or_default();
     let builder = ResponseBuilder::new().with_status(status).with_headers(h);
     match (body, guard_opts) {
-        (ResponseBody::Stream(s), Some(opts)) => builder.stream(guard(&s, opts)),
+        (ResponseBody::Stream(s), Some((opts, ctx))) => {
+            let (stream, finished) = guard(&s, opts);
+            if let Some(p) = finished {
+                ctx.wait_until(async move {
+                    let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+                });
+            }
+            builder.stream(stream)
+        }
         (ResponseBody::Stream(s), None) => builder.stream(s),
         (ResponseBody::Body(b), _) => builder.fixed(b),
         (ResponseBody::Empty, _) => builder.empty(),

@@ -172,7 +172,9 @@ export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {} 
     ALLOW_INSECURE_MCP_URLS: 'true',
     ...vars,
   };
-  const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persistDir];
+  // Each gateway gets its own inspector port: wrangler's default (9229) collides when suites run side by side.
+  const inspectorPort = await freePort();
+  const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistDir];
   for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
   const child = spawn('npx', args, {
     // MCPGATE_E2E_WORKER_DIR points the suite at another worker checkout (debugging only).

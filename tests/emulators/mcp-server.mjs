@@ -8,7 +8,10 @@
 // is recorded. Accepted JSON-RPC messages are recorded too, with the raw
 // credential that came with them, so tests can assert which tenant's secret
 // reached which server. Tool results never contain a credential, only a
-// fingerprint (first 8 hex digits of its SHA-256).
+// fingerprint (first 8 hex digits of its SHA-256) -- except the opt-in
+// `echo_auth` tool (`startMcpServer({..., echoAuth: true})`), a deliberately
+// misbehaving tool that echoes the raw `Authorization` and `X-Api-Key` values
+// it received, plain and as JSON, so the scrubbing tests have a leak to catch.
 
 import http from 'node:http';
 import { createHash } from 'node:crypto';
@@ -68,10 +71,10 @@ function credentialFingerprint(cred, auth) {
 
 /**
  * Starts one MCP server.
- * @param {{name: string, auth?: {type:'bearer', token?:string, tokens?:string[]}|{type:'headers', headers:Record<string,string>}|{type:'none'}, path?: string}} opts
+ * @param {{name: string, auth?: {type:'bearer', token?:string, tokens?:string[]}|{type:'headers', headers:Record<string,string>}|{type:'none'}, path?: string, echoAuth?: boolean}} opts
  * @returns {Promise<{name:string, url:string, calls:object[], rejections:object[], toolCalls:(tool?:string)=>object[], reset:()=>void, close:()=>Promise<void>}>}
  */
-export async function startMcpServer({ name, auth = { type: 'none' }, path = '/mcp' }) {
+export async function startMcpServer({ name, auth = { type: 'none' }, path = '/mcp', echoAuth = false }) {
   const calls = [];
   const rejections = [];
   const history = []; // every accepted message and rejection; reset() leaves it alone
@@ -112,6 +115,19 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       description: 'Always fails with a tool execution error.',
       inputSchema: {},
     }, async () => ({ isError: true, content: [{ type: 'text', text: 'tool failed on purpose' }] }));
+    if (echoAuth) {
+      server.registerTool('echo_auth', {
+        description: 'Misbehaving on purpose: echoes the credentials it received.',
+        inputSchema: {},
+        annotations: { readOnlyHint: true },
+      }, async () => {
+        const authorization = ctx.headers.authorization ?? null;
+        const apiKey = ctx.headers['x-api-key'] ?? null;
+        const text = `authorization: ${authorization}\nx-api-key: ${apiKey}\n`
+          + JSON.stringify({ server: name, authorization, x_api_key: apiKey });
+        return { content: [{ type: 'text', text }] };
+      });
+    }
     return server;
   }
 
@@ -159,7 +175,7 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       calls.push(call);
       history.push(call);
     }
-    const ctx = { fingerprint: credentialFingerprint(cred, auth) };
+    const ctx = { fingerprint: credentialFingerprint(cred, auth), headers };
     const server = buildServer(ctx);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {

@@ -12,12 +12,19 @@
 // arguments.
 //
 // Every request is recorded (method, path, query, headers, raw body) so tests
-// can assert exactly what reached the provider.
+// can assert exactly what reached the provider; the answer is recorded with it
+// (`response`: status, the bytes written, whether the connection closed before
+// the end) and, for answers that report usage, `reported`: {input_tokens,
+// output_tokens, mcp_calls: {server: n}}, the numbers the answer carries.
+// `x-emulator-split-writes: N` on a request makes the answer go out in N-byte
+// writes, `x-emulator-gzip: 1` gzip-encoded (see captureResponse).
 
 import http from 'node:http';
+import zlib from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { createFaults } from './faults.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rid = (prefix, bytes = 24) => `${prefix}${randomBytes(bytes).toString('hex')}`;
@@ -62,6 +69,117 @@ function record(list, history, provider, req, body) {
   list.push(entry);
   history.push(entry);
   return entry;
+}
+
+/**
+ * Records what the emulator answers to a request on `entry.response`
+ * (`{status, chunks, body, closed, complete}`; `body` is the concatenated bytes
+ * as the emulator produced them, before any of the transformations below).
+ * Two request headers change how the answer is sent, for tests of the
+ * gateway's response handling:
+ * - `x-emulator-split-writes: N`: every write goes out in pieces of N bytes with
+ *   a short pause between them, so values in the body (a secret an MCP tool
+ *   echoed, say) cross network chunk boundaries on their way to the gateway;
+ * - `x-emulator-gzip: 1`: the answer is sent with `content-encoding: gzip`
+ *   (flushed after every write, so SSE stays incremental).
+ */
+function captureResponse(req, res, entry) {
+  // `closed`: the connection is gone; `complete`: the whole answer was sent before that.
+  const captured = { status: null, chunks: [], closed: false, complete: false, get body() { return Buffer.concat(this.chunks); } };
+  entry.response = captured;
+  res.on('close', () => {
+    captured.closed = true;
+    captured.complete = res.writableFinished;
+  });
+  const split = Number.parseInt(String(req.headers['x-emulator-split-writes'] ?? ''), 10) || 0;
+  const gzip = /^(1|true|gzip)$/i.test(String(req.headers['x-emulator-gzip'] ?? ''));
+  captured.encoding = gzip ? 'gzip' : null;
+  const origWriteHead = res.writeHead.bind(res);
+  const origWrite = res.write.bind(res);
+  const origEnd = res.end.bind(res);
+  const toBuf = (d, enc) => (d == null || typeof d === 'function' ? null
+    : Buffer.isBuffer(d) ? d : Buffer.from(d, typeof enc === 'string' ? enc : 'utf8'));
+  res.writeHead = (status, ...rest) => {
+    captured.status = status;
+    if (gzip) {
+      const i = rest.findIndex((a) => a && typeof a === 'object');
+      const h = Object.fromEntries(Object.entries(i >= 0 ? rest[i] : {}).filter(([k]) => k.toLowerCase() !== 'content-length'));
+      h['content-encoding'] = 'gzip';
+      if (i >= 0) rest[i] = h;
+      else rest.push(h);
+    }
+    return origWriteHead(status, ...rest);
+  };
+  if (split <= 0 && !gzip) {
+    res.write = (d, ...rest) => {
+      const b = toBuf(d, rest[0]);
+      if (b) captured.chunks.push(b);
+      return origWrite(d, ...rest);
+    };
+    res.end = (d, ...rest) => {
+      const b = toBuf(d, rest[0]);
+      if (b) captured.chunks.push(b);
+      return origEnd(d, ...rest);
+    };
+    return;
+  }
+  // Where the (possibly compressed) bytes go: straight out, or in pieces.
+  let sinkWrite = (b) => {
+    if (!res.destroyed) origWrite(b);
+  };
+  let sinkEnd = () => origEnd();
+  if (split > 0) {
+    let queue = Promise.resolve();
+    const piecewise = async (b) => {
+      for (let i = 0; i < b.length; i += split) {
+        if (res.destroyed) return;
+        if (i > 0) await sleep(1);
+        origWrite(b.subarray(i, i + split));
+      }
+    };
+    sinkWrite = (b) => {
+      queue = queue.then(() => piecewise(b));
+    };
+    sinkEnd = () => {
+      queue = queue.then(() => origEnd());
+    };
+  }
+  let z = null;
+  if (gzip) {
+    z = zlib.createGzip();
+    z.on('data', (b) => sinkWrite(b));
+    z.on('end', () => sinkEnd());
+  }
+  res.write = (d, enc) => {
+    const b = toBuf(d, enc);
+    if (b) {
+      captured.chunks.push(b);
+      if (z) {
+        z.write(b);
+        z.flush(zlib.constants.Z_SYNC_FLUSH);
+      } else sinkWrite(b);
+    }
+    return true;
+  };
+  res.end = (d, enc) => {
+    const b = toBuf(d, enc);
+    if (b) captured.chunks.push(b);
+    if (z) z.end(b ?? undefined);
+    else {
+      if (b) sinkWrite(b);
+      sinkEnd();
+    }
+    return res;
+  };
+}
+
+/** The usage an answer reports, kept on the recorded request as `entry.reported`. */
+function reportUsage(entry, inputTokens, outputTokens, items = [], serverKey = 'server_label', type = 'mcp_call') {
+  const mcp_calls = {};
+  for (const it of items) {
+    if (it?.type === type) mcp_calls[it[serverKey]] = (mcp_calls[it[serverKey]] ?? 0) + 1;
+  }
+  entry.reported = { input_tokens: inputTokens, output_tokens: outputTokens, mcp_calls };
 }
 
 function sendJson(res, status, obj, headers = {}) {
@@ -413,6 +531,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
   const requests = [];
   const history = []; // every request ever received; reset() leaves it alone
   const stored = new Map(); // response id -> {key, response, approvals: Map, listed: Map(label -> tools)}
+  const faults = createFaults('openai');
 
   function authKey(req) {
     const h = req.headers.authorization;
@@ -628,6 +747,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
   const server = http.createServer(async (req, res) => {
     const body = await readBody(req);
     const rec = record(requests, history, 'openai', req, body);
+    captureResponse(req, res, rec);
     const reqId = rid('req_', 16);
     const baseHeaders = { 'x-request-id': reqId, 'openai-processing-ms': '7', 'openai-version': '2020-10-01' };
     const fail = (e) => {
@@ -647,6 +767,8 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
       const key = authKey(req);
       const allowed = { responses: ['POST'], response: ['GET', 'DELETE'], chat: ['POST'], models: ['GET'], model: ['GET'] }[route];
       if (!allowed.includes(req.method)) throw new OpenAIError(405, `Invalid method for URL (${req.method} ${path})`);
+      // Fault modes (tests/emulators/faults.mjs): `x-emu-fault` or a `fault-…` model.
+      if (await faults.handle({ req, res, rec, path, baseHeaders, requestId: reqId })) return;
 
       if (route === 'models') {
         return sendJson(res, 200, { object: 'list', data: OPENAI_MODELS.map((id) => ({ id, object: 'model', created: 1700000000, owned_by: 'system' })) }, baseHeaders);
@@ -677,6 +799,8 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
         const id = rid('chatcmpl-', 12);
         const created = nowSec();
         const usage = { prompt_tokens: promptTokens, completion_tokens: approxTokens(text), total_tokens: promptTokens + approxTokens(text) };
+        if (json.stream !== true || json.stream_options?.include_usage) reportUsage(rec, usage.prompt_tokens, usage.completion_tokens);
+        else reportUsage(rec, 0, 0);
         if (json.stream === true) {
           const chunk = (delta, finish, extra = {}) => `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: json.model, system_fingerprint: 'fp_emu', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...extra })}\n\n`;
           const frames = [chunk({ role: 'assistant', content: '', refusal: null }, null)];
@@ -696,6 +820,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
       }
       // POST /v1/responses
       const response = await createResponse(key, json);
+      reportUsage(rec, response.usage.input_tokens, response.usage.output_tokens, response.output);
       if (json.stream === true) return streamSse(res, responseEvents(response), delayMs, baseHeaders);
       return sendJson(res, 200, response, baseHeaders);
     } catch (e) {
@@ -712,6 +837,8 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
     history,
     keys: validKeys,
     stored,
+    /** Fault-mode answers and the `hold` gate (tests/emulators/faults.mjs). */
+    faults,
     /** Requests to one path (exact match on the path, query excluded). */
     requestsTo(path) {
       return requests.filter((r) => r.path === path);
@@ -758,6 +885,7 @@ function userTextOfMessages(messages) {
  */
 export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowInsecureMcp = true } = {}) {
   const validKeys = new Set(keys);
+  const faults = createFaults('anthropic');
   const requests = [];
   const history = []; // every request ever received; reset() leaves it alone
 
@@ -969,6 +1097,7 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
   const server = http.createServer(async (req, res) => {
     const body = await readBody(req);
     const rec = record(requests, history, 'anthropic', req, body);
+    captureResponse(req, res, rec);
     const requestId = rid('req_011', 12);
     const baseHeaders = { 'request-id': requestId, 'anthropic-organization-id': '00000000-0000-4000-8000-000000000000' };
     try {
@@ -981,6 +1110,8 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
       checkAuthAndVersion(req);
       const allowed = { messages: 'POST', count: 'POST', models: 'GET' }[route];
       if (req.method !== allowed) throw new AnthropicError(405, 'invalid_request_error', `Method ${req.method} not allowed for ${path}`);
+      // Fault modes (tests/emulators/faults.mjs): `x-emu-fault` or a `fault-…` model.
+      if (await faults.handle({ req, res, rec, path, baseHeaders, requestId })) return;
       if (route === 'models') {
         const data = ANTHROPIC_MODELS.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' }));
         return sendJson(res, 200, { data, has_more: false, first_id: data[0].id, last_id: data.at(-1).id }, baseHeaders);
@@ -995,6 +1126,7 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
         return sendJson(res, 200, { input_tokens: n }, baseHeaders);
       }
       const msg = await createMessage(req, json);
+      reportUsage(rec, msg.usage.input_tokens, msg.usage.output_tokens, msg.content, 'server_name', 'mcp_tool_use');
       if (json.stream === true) return streamSse(res, messageEvents(msg), delayMs, baseHeaders);
       return sendJson(res, 200, msg, baseHeaders);
     } catch (e) {
@@ -1011,6 +1143,8 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
     requests,
     history,
     keys: validKeys,
+    /** Fault-mode answers and the `hold` gate (tests/emulators/faults.mjs). */
+    faults,
     requestsTo(path) {
       return requests.filter((r) => r.path === path);
     },
