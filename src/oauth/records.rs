@@ -182,10 +182,11 @@ impl AccessToken {
         Some(Self { token, expires_at_ms: r.expires_at_ms, lifetime_ms: r.lifetime_ms })
     }
 
-    /// KV expiration TTL for the record: until expiry, at least KV's 60 s minimum.
+    /// KV expiration TTL for the record: until expiry, at least KV's 60 s
+    /// minimum, at most 30 days (a missing record only costs a Durable Object call).
     #[must_use]
     pub fn kv_ttl_secs(&self, now_ms: u64) -> u64 {
-        (self.expires_at_ms.saturating_sub(now_ms) / 1000).max(60)
+        (self.expires_at_ms.saturating_sub(now_ms) / 1000).clamp(60, 30 * 86_400)
     }
 }
 
@@ -238,5 +239,7 @@ mod tests {
         assert_eq!(t.kv_ttl_secs(0), 60);
         let long = AccessToken { expires_at_ms: 3_600_000, ..t };
         assert_eq!(long.kv_ttl_secs(0), 3600);
+        let forever = AccessToken { expires_at_ms: u64::MAX, ..long };
+        assert_eq!(forever.kv_ttl_secs(0), 30 * 86_400);
     }
 }

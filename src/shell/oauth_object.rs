@@ -59,9 +59,16 @@ fn failed(status: u16, message: &str) -> Reply {
     Reply::Failed { status, message: message.to_string() }
 }
 
-fn log(event: &str, tenant: &str, server: &str, detail: &str) {
-    let line = serde_json::json!({"level": "info", "msg": "oauth", "event": event, "tenant": tenant, "server": server, "detail": detail});
+/// One log line per OAuth event: ids, our own words and a duration; never a token or secret.
+fn log_timed(event: &str, tenant: &str, server: &str, detail: &str, ms: Option<u64>) {
+    let line = serde_json::json!({
+        "level": "info", "msg": "oauth", "event": event, "tenant": tenant, "server": server, "detail": detail, "ms": ms,
+    });
     worker::console_log!("{line}");
+}
+
+fn log(event: &str, tenant: &str, server: &str, detail: &str) {
+    log_timed(event, tenant, server, detail, None);
 }
 
 async fn load(storage: &Storage, cache: &Cache) -> CredentialState {
@@ -155,6 +162,14 @@ impl OAuthCredential {
     }
 }
 
+const fn grant_name(g: &GrantRequest<'_>) -> &'static str {
+    match g {
+        GrantRequest::RefreshToken(_) => "refresh_token",
+        GrantRequest::ClientCredentials => "client_credentials",
+        GrantRequest::AuthorizationCode { .. } => "authorization_code",
+    }
+}
+
 fn sealer<'a>(key: &'a MasterKey, cred: &'a CredentialRef) -> Sealer<'a> {
     Sealer { key, tenant: &cred.tenant, server: &cred.server, credential_id: &cred.auth.credential_id }
 }
@@ -178,6 +193,7 @@ async fn refresh(ctx: Ctx, cred: CredentialRef) -> Reply {
     };
     let grant = refresh_token.as_ref().map_or(GrantRequest::ClientCredentials, GrantRequest::RefreshToken);
     let req = build_request(&client, &grant, st.scope(&cfg), st.resource(&cfg));
+    let started = now_ms();
     let answer = post_token(&req).await;
     let now = now_ms();
     match answer {
@@ -191,13 +207,25 @@ async fn refresh(ctx: Ctx, cred: CredentialRef) -> Reply {
                 return failed(500, "storing the new tokens failed");
             }
             publish(&ctx.env, &s, &token).await;
-            log("refreshed", &cred.tenant, &cred.server, cfg.grant.as_str());
+            log_timed(
+                "token_issued",
+                &cred.tenant,
+                &cred.server,
+                grant_name(&grant),
+                Some(now_ms().saturating_sub(started)),
+            );
             token_reply(&token, true)
         }
         Err(f) => {
             st.apply_failure(&cfg, now, &f);
             save(&ctx.storage, &ctx.cache, &st).await;
-            log("token_request_failed", &cred.tenant, &cred.server, f.kind());
+            log_timed(
+                "token_request_failed",
+                &cred.tenant,
+                &cred.server,
+                f.kind(),
+                Some(now_ms().saturating_sub(started)),
+            );
             if f.needs_reconnect() {
                 Reply::Reconnect { reason: f.describe() }
             } else {
