@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use super::urls;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// The parameters of a `Bearer` challenge that discovery uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,13 +123,25 @@ pub struct ResourceMetadata {
     pub scopes_supported: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct RawResourceMetadata {
-    resource: Option<String>,
-    #[serde(default)]
-    authorization_servers: Vec<String>,
-    #[serde(default)]
-    scopes_supported: Vec<String>,
+/// A JSON object body, read as a generic value (no per-shape deserializer: smaller wasm).
+fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn string(m: &Map<String, Value>, k: &str) -> Option<String> {
+    m.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+/// An array of strings; `None` when present with another shape.
+fn strings(m: &Map<String, Value>, k: &str) -> Option<Vec<String>> {
+    match m.get(k) {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(_) => None,
+    }
 }
 
 /// Parses protected-resource metadata.
@@ -138,15 +150,16 @@ struct RawResourceMetadata {
 /// A short reason when the document is not JSON of that shape or names no
 /// authorization server.
 pub fn parse_resource_metadata(body: &[u8]) -> Result<ResourceMetadata, &'static str> {
-    let raw: RawResourceMetadata =
-        serde_json::from_slice(body).map_err(|_| "its protected-resource metadata is not valid JSON of that shape")?;
-    if raw.authorization_servers.is_empty() {
+    let bad = "its protected-resource metadata is not valid JSON of that shape";
+    let m = json_object(body).ok_or(bad)?;
+    let authorization_servers = strings(&m, "authorization_servers").ok_or(bad)?;
+    if authorization_servers.is_empty() {
         return Err("its protected-resource metadata names no authorization server");
     }
     Ok(ResourceMetadata {
-        resource: raw.resource,
-        authorization_servers: raw.authorization_servers,
-        scopes_supported: raw.scopes_supported,
+        resource: string(&m, "resource"),
+        authorization_servers,
+        scopes_supported: strings(&m, "scopes_supported").ok_or(bad)?,
     })
 }
 
@@ -160,41 +173,29 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct RawServerMetadata {
-    issuer: Option<String>,
-    authorization_endpoint: Option<String>,
-    token_endpoint: Option<String>,
-    registration_endpoint: Option<String>,
-    #[serde(default)]
-    code_challenge_methods_supported: Vec<String>,
-    #[serde(default)]
-    token_endpoint_auth_methods_supported: Vec<String>,
-}
-
 /// Parses RFC 8414 metadata fetched for `expected_issuer`.
 ///
 /// # Errors
 /// A short reason when the issuer differs (RFC 8414 §3.3), an endpoint is
 /// missing, or PKCE `S256` is not advertised (MCP: clients must refuse).
 pub fn parse_server_metadata(body: &[u8], expected_issuer: &str) -> Result<ServerMetadata, &'static str> {
-    let raw: RawServerMetadata = serde_json::from_slice(body)
-        .map_err(|_| "its authorization-server metadata is not valid JSON of that shape")?;
-    let issuer = raw.issuer.ok_or("its authorization-server metadata has no issuer")?;
+    let bad = "its authorization-server metadata is not valid JSON of that shape";
+    let m = json_object(body).ok_or(bad)?;
+    let issuer = string(&m, "issuer").ok_or("its authorization-server metadata has no issuer")?;
     if issuer.trim_end_matches('/') != expected_issuer.trim_end_matches('/') {
         return Err("its authorization-server metadata names a different issuer");
     }
-    if !raw.code_challenge_methods_supported.iter().any(|m| m == "S256") {
+    if !strings(&m, "code_challenge_methods_supported").ok_or(bad)?.iter().any(|x| x == "S256") {
         return Err("its authorization server does not support PKCE with S256");
     }
     Ok(ServerMetadata {
         issuer,
-        authorization_endpoint: raw
-            .authorization_endpoint
+        authorization_endpoint: string(&m, "authorization_endpoint")
             .ok_or("its authorization-server metadata has no authorization_endpoint")?,
-        token_endpoint: raw.token_endpoint.ok_or("its authorization-server metadata has no token_endpoint")?,
-        registration_endpoint: raw.registration_endpoint,
-        token_endpoint_auth_methods_supported: raw.token_endpoint_auth_methods_supported,
+        token_endpoint: string(&m, "token_endpoint")
+            .ok_or("its authorization-server metadata has no token_endpoint")?,
+        registration_endpoint: string(&m, "registration_endpoint"),
+        token_endpoint_auth_methods_supported: strings(&m, "token_endpoint_auth_methods_supported").ok_or(bad)?,
     })
 }
 
@@ -248,27 +249,18 @@ pub struct Registration {
     pub client_auth: crate::config::oauth::ClientAuth,
 }
 
-#[derive(Deserialize)]
-struct RawRegistration {
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    token_endpoint_auth_method: Option<String>,
-}
-
 /// Parses a registration answer.
 ///
 /// # Errors
 /// A short reason when there is no usable `client_id`.
 pub fn parse_registration(body: &[u8]) -> Result<Registration, &'static str> {
-    let raw: RawRegistration =
-        serde_json::from_slice(body).map_err(|_| "its client registration answer is not valid JSON")?;
-    let client_id = raw
-        .client_id
+    let m = json_object(body).ok_or("its client registration answer is not valid JSON")?;
+    let client_id = string(&m, "client_id")
         .filter(|id| !id.is_empty() && id.len() <= 512 && id.bytes().all(|b| (0x20..0x7f).contains(&b)))
         .ok_or("its client registration answer has no valid client_id")?;
-    let client_secret = raw.client_secret.filter(|s| !s.is_empty()).map(crate::secret::Secret::new);
+    let client_secret = string(&m, "client_secret").filter(|s| !s.is_empty()).map(crate::secret::Secret::new);
     let client_auth =
-        crate::config::oauth::ClientAuth::from_name(raw.token_endpoint_auth_method.as_deref().unwrap_or(""));
+        crate::config::oauth::ClientAuth::from_name(string(&m, "token_endpoint_auth_method").as_deref().unwrap_or(""));
     Ok(Registration { client_id, client_secret, client_auth })
 }
 

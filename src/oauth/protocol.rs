@@ -21,7 +21,7 @@ pub struct CredentialRef {
 
 /// Worker → Durable Object.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Call {
     /// A fresh access token, refreshing (single-flight) if needed.
     Token { cred: CredentialRef },
@@ -37,7 +37,7 @@ pub enum Call {
 
 /// Durable Object → worker.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Reply {
     Token {
         access_token: String,

@@ -11,7 +11,6 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::Deserialize;
 
 use crate::config::oauth::ClientAuth;
 use crate::secret::Secret;
@@ -163,17 +162,12 @@ impl TokenFailure {
     }
 }
 
-#[derive(Deserialize)]
-struct RawSuccess {
-    access_token: Option<serde_json::Value>,
-    token_type: Option<serde_json::Value>,
-    expires_in: Option<serde_json::Value>,
-    refresh_token: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct RawError {
-    error: Option<serde_json::Value>,
+/// A JSON object body, read as a generic value (no per-shape deserializer: smaller wasm).
+fn json_object(body: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(m)) => Some(m),
+        _ => None,
+    }
 }
 
 /// An OAuth error code we are willing to repeat: `[a-z_]`, at most 64 bytes.
@@ -216,7 +210,7 @@ fn lifetime_ms(v: Option<&serde_json::Value>) -> Result<u64, TokenFailure> {
 /// that are not a bearer token response.
 pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenSet, TokenFailure> {
     if !(200..300).contains(&status) {
-        if let Ok(RawError { error: Some(e) }) = serde_json::from_slice::<RawError>(body) {
+        if let Some(e) = json_object(body).as_mut().and_then(|m| m.remove("error")) {
             let code = safe_code(Some(&e));
             return Err(match code.as_str() {
                 "invalid_grant" | "invalid_client" | "unauthorized_client" => TokenFailure::Rejected { error: code },
@@ -225,15 +219,15 @@ pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenSet, TokenF
         }
         return Err(TokenFailure::Status(status));
     }
-    let raw: RawSuccess = serde_json::from_slice(body).map_err(|_| TokenFailure::Malformed)?;
-    let access_token = token_value(raw.access_token)?.ok_or(TokenFailure::Malformed)?;
-    match raw.token_type.as_ref() {
+    let mut raw = json_object(body).ok_or(TokenFailure::Malformed)?;
+    let access_token = token_value(raw.remove("access_token"))?.ok_or(TokenFailure::Malformed)?;
+    match raw.get("token_type") {
         None => {}
         Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
         Some(_) => return Err(TokenFailure::Malformed),
     }
-    let lifetime_ms = lifetime_ms(raw.expires_in.as_ref())?;
-    let refresh_token = token_value(raw.refresh_token)?;
+    let lifetime_ms = lifetime_ms(raw.get("expires_in"))?;
+    let refresh_token = token_value(raw.remove("refresh_token"))?;
     Ok(TokenSet { access_token, refresh_token, lifetime_ms })
 }
 
