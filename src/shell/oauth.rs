@@ -94,7 +94,20 @@ pub async fn resolve_tokens(
     if !crate::oauth::has_oauth_servers(policy) {
         return Ok(());
     }
-    let labels = crate::oauth::oauth_servers_in(policy, &referenced_servers(rewrite, body));
+    resolve_servers(env, master, record, &referenced_servers(rewrite, body), policy).await
+}
+
+/// Replaces the `oauth2` servers among `labels` in `policy` by bearer tokens
+/// (any code path that hands a server's credentials on, e.g. a relay, must
+/// call this first); other labels are ignored. Fails like [`resolve_tokens`].
+pub async fn resolve_servers(
+    env: &Env,
+    master: &MasterKey,
+    record: &GatewayKeyRecord,
+    labels: &[String],
+    policy: &mut McpPolicy,
+) -> Result<(), GatewayError> {
+    let labels = crate::oauth::oauth_servers_in(policy, labels);
     if labels.is_empty() {
         return Ok(());
     }
