@@ -122,14 +122,12 @@ pub fn parse_oauth2(raw: &str, path: &str, opts: ParseOptions) -> Result<OAuthCo
         (Some("refresh_token"), Some(t)) | (None, Some(t)) => {
             Grant::RefreshToken(check_secret(t, &at("refresh_token"))?)
         }
-        (Some("refresh_token"), None) => {
-            return Err(invalid(&at("refresh_token"), "is required with grant \"refresh_token\""));
-        }
+        // No refresh token yet: it comes from the connect flow, exactly as with `authorization_code`.
+        (Some("refresh_token" | "authorization_code") | None, None) => Grant::AuthorizationCode,
         (Some("client_credentials" | "authorization_code"), Some(_)) => {
             return Err(invalid(&at("refresh_token"), "is only allowed with grant \"refresh_token\""));
         }
         (Some("client_credentials"), None) => Grant::ClientCredentials,
-        (Some("authorization_code") | None, None) => Grant::AuthorizationCode,
         (Some(_), _) => {
             return Err(invalid(
                 &at("grant"),
@@ -256,12 +254,15 @@ mod tests {
         assert!(c.token_url.is_none() && c.client_id.is_none());
         let c = parse(r#"{"type":"oauth2","grant":"authorization_code","client_id":"pre","scope":"read"}"#).unwrap();
         assert_eq!(c.client_id.as_deref(), Some("pre"));
+        // A refresh_token grant whose token is still to be obtained is a connect-flow server.
+        let c =
+            parse(r#"{"type":"oauth2","grant":"refresh_token","token_url":"https://a/t","client_id":"c"}"#).unwrap();
+        assert!(matches!(c.grant, Grant::AuthorizationCode));
     }
 
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (r#"{"type":"oauth2","grant":"refresh_token","token_url":"https://a/t","client_id":"c"}"#, "refresh_token"),
             (r#"{"type":"oauth2","grant":"client_credentials","client_id":"c"}"#, "token_url"),
             (r#"{"type":"oauth2","grant":"client_credentials","token_url":"https://a/t"}"#, "client_id"),
             (r#"{"type":"oauth2","grant":"password"}"#, "grant"),
