@@ -211,7 +211,9 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       }
     }
   });
-  httpServer.keepAliveTimeout = 1000;
+  // Longer than any pause in a test: a server closing an idle keep-alive connection just as
+  // workerd reuses it makes the gateway's fetch fail (a spurious 502). close() ends them anyway.
+  httpServer.keepAliveTimeout = 30_000;
   await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const port = httpServer.address().port;
 

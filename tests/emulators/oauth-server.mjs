@@ -266,7 +266,9 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       send(res, 500, { error: 'server_error', error_description: String(e?.message ?? e) });
     }
   });
-  server.keepAliveTimeout = 1000;
+  // Longer than any pause in a test: a server closing an idle keep-alive connection just as
+  // workerd reuses it makes the gateway's fetch fail (a spurious 502). close() ends them anyway.
+  server.keepAliveTimeout = 30_000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
 
   const state = {
