@@ -31,6 +31,13 @@ pub enum GatewayError {
     UpstreamUnreachable { what: String },
     /// Upstream sent no response headers in time.
     UpstreamTimeout { what: String },
+    /// An `oauth2` MCP server has no usable grant (never connected, or the
+    /// authorization server answered `invalid_grant` / `invalid_client`):
+    /// only reconnecting it helps. `reason` is the gateway's own words.
+    McpOAuthReconnect { server: String, reason: String },
+    /// The token endpoint of an `oauth2` MCP server failed (unreachable,
+    /// garbage, an unexpected error).
+    McpOAuthUnavailable { server: String, reason: String },
     /// A gateway bug or misconfiguration; details go to the log, never here.
     Internal { message: String },
 }
@@ -92,6 +99,14 @@ impl GatewayError {
             }
             Self::UpstreamUnreachable { .. } => (502, "api_error", None, "api_error", None),
             Self::UpstreamTimeout { .. } => (504, "api_error", None, "api_error", None),
+            Self::McpOAuthReconnect { .. } => (
+                424,
+                "invalid_request_error",
+                Some("mcp_oauth_reconnect_required"),
+                "invalid_request_error",
+                Some(false),
+            ),
+            Self::McpOAuthUnavailable { .. } => (502, "api_error", None, "api_error", None),
             Self::Internal { .. } => (500, "api_error", None, "api_error", None),
         };
         Wire { status, openai_type, openai_code, anthropic_type, should_retry }
@@ -110,6 +125,8 @@ impl GatewayError {
             Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamUnreachable { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::McpOAuthReconnect { .. } => "mcp_oauth_reconnect_required",
+            Self::McpOAuthUnavailable { .. } => "mcp_oauth_token_unavailable",
             Self::Internal { .. } => "internal",
         }
     }
@@ -133,6 +150,13 @@ impl GatewayError {
             }
             Self::UpstreamUnreachable { what } => format!("Could not reach {what}."),
             Self::UpstreamTimeout { what } => format!("{what} did not answer in time."),
+            Self::McpOAuthReconnect { server, reason } => format!(
+                "MCP server '{server}' must be reconnected: {reason}. Reconnect it through the gateway's OAuth \
+                 connect flow, or update its OAuth credentials."
+            ),
+            Self::McpOAuthUnavailable { server, reason } => {
+                format!("Could not get an OAuth access token for MCP server '{server}': {reason}.")
+            }
             Self::Internal { .. } => "The gateway hit an internal error.".into(),
         }
     }
@@ -232,6 +256,8 @@ mod tests {
             GatewayError::UpstreamUnreachable { what: "the provider".into() },
             GatewayError::UpstreamTimeout { what: "the provider".into() },
             GatewayError::Internal { message: "x".into() },
+            GatewayError::McpOAuthReconnect { server: "crm".into(), reason: "r".into() },
+            GatewayError::McpOAuthUnavailable { server: "crm".into(), reason: "r".into() },
         ]
     }
 
@@ -257,9 +283,27 @@ mod tests {
                 (502, "api_error", "api_error"),
                 (504, "api_error", "api_error"),
                 (500, "api_error", "api_error"),
+                (424, "invalid_request_error", "invalid_request_error"),
+                (502, "api_error", "api_error"),
             ]
         );
         assert_eq!(all()[0].wire().openai_code, Some("invalid_api_key"));
+    }
+
+    #[test]
+    fn oauth_errors_name_the_server_and_say_reconnect() {
+        let e =
+            GatewayError::McpOAuthReconnect { server: "crm".into(), reason: "it has not been connected yet".into() };
+        let v: Value = serde_json::from_slice(&e.body(Shape::OpenAi)).unwrap();
+        assert_eq!(v["error"]["code"], "mcp_oauth_reconnect_required");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains("'crm'") && m.contains("reconnect"), "{m}");
+        let v: Value = serde_json::from_slice(&e.body(Shape::Anthropic)).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(e.headers().contains(&("x-should-retry", "false".to_string())));
+        let e = GatewayError::McpOAuthUnavailable { server: "crm".into(), reason: "down".into() };
+        assert!(e.message().contains("'crm'"));
     }
 
     #[test]

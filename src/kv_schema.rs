@@ -11,15 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Approval, McpAuth, McpPolicy, McpServer, Tenant};
 use crate::crypto::{Aad, CryptoError, MasterKey};
+use crate::oauth::records::{open_oauth, redacted_oauth, seal_oauth, StoredOAuth};
 use crate::secret::REDACTED;
 
 /// Record version written today.
 pub const RECORD_VERSION: u32 = 1;
 
 /// Prefixes, in the order the storage document lists them.
-pub const PREFIXES: [&str; 2] = [TENANT_PREFIX, GATEWAY_KEY_PREFIX];
+pub const PREFIXES: [&str; 3] = [TENANT_PREFIX, GATEWAY_KEY_PREFIX, OAUTH_TOKEN_PREFIX];
 const TENANT_PREFIX: &str = "tenant:";
 const GATEWAY_KEY_PREFIX: &str = "gk:";
+const OAUTH_TOKEN_PREFIX: &str = "oat:";
 
 /// `tenant:{tenant_id}` → [`TenantRecord`].
 #[must_use]
@@ -31,6 +33,13 @@ pub fn tenant_key(tenant_id: &str) -> String {
 #[must_use]
 pub fn gateway_key(sha256_hex: &str) -> String {
     format!("{GATEWAY_KEY_PREFIX}{sha256_hex}")
+}
+
+/// `oat:{tenant_id}:{server}:{credential_id}` → [`crate::oauth::records::AccessTokenRecord`]:
+/// the cached access token of an `oauth2` server (TTL: until it expires, ≥ 60 s).
+#[must_use]
+pub fn oauth_token_key(tenant_id: &str, server: &str, credential_id: &str) -> String {
+    format!("{OAUTH_TOKEN_PREFIX}{tenant_id}:{server}:{credential_id}")
 }
 
 /// The tenant's config as stored: secrets sealed.
@@ -68,6 +77,9 @@ pub enum StoredAuth {
     Headers {
         headers: Vec<(String, String)>,
     },
+    /// Client secret and refresh token sealed; tokens live with the credential's Durable Object.
+    #[serde(rename = "oauth2")]
+    OAuth2(Box<StoredOAuth>),
 }
 
 /// One gateway key of a tenant, as listed by the admin API.
@@ -136,6 +148,7 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
                 >>(
                 )?,
             },
+            McpAuth::OAuth2(c) => StoredAuth::OAuth2(Box::new(seal_oauth(key, tenant_id, name, c)?)),
         };
         out.mcp_servers.insert(
             name.clone(),
@@ -183,6 +196,7 @@ pub fn open_tenant(
                     .map(|(n, e)| Ok((n.clone(), open(&field_header(name, n), e)?)))
                     .collect::<Result<_, CryptoError>>()?,
             ),
+            StoredAuth::OAuth2(o) => McpAuth::OAuth2(Box::new(open_oauth(key, tenant_id, name, o)?)),
         };
         let require_approval = if s.require_approval == "always" { Approval::Always } else { Approval::Never };
         servers.insert(
@@ -224,6 +238,7 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
                 let h: Map<String, Value> = headers.iter().map(|(n, _)| (n.clone(), Value::from(REDACTED))).collect();
                 json!({"type": "headers", "headers": h})
             }
+            StoredAuth::OAuth2(o) => redacted_oauth(o),
         };
         let mut server = Map::new();
         server.insert("url".into(), Value::from(s.url.clone()));

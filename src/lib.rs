@@ -13,6 +13,7 @@ pub mod headers;
 pub mod json;
 pub mod kv_schema;
 pub mod log;
+pub mod oauth;
 pub mod providers;
 pub mod route;
 pub mod scrub;

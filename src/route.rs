@@ -24,6 +24,19 @@ pub enum AdminRoute {
     Key { tenant: String, key_id: String },
     /// `/admin/tenants/{id}/usage?from=&to=`: GET.
     Usage { tenant: String },
+    /// `/admin/tenants/{id}/mcp_servers/{name}/oauth[/connect]`.
+    OAuth { tenant: String, server: String, action: OAuthAction },
+}
+
+/// What an admin call does to an MCP server's OAuth credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthAction {
+    /// `POST .../oauth/connect`: a new authorization link.
+    Connect,
+    /// `GET .../oauth`: connected or not, expiry, last refresh, last error.
+    Status,
+    /// `DELETE .../oauth`: forget the tokens.
+    Disconnect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +75,8 @@ pub enum Route {
         upstream_path: String,
         rewrite: Option<Rewrite>,
     },
+    /// `GET /oauth/callback`: the authorization server's redirect (public).
+    OAuthCallback,
 }
 
 /// The error shape of a path, for errors raised before or during routing.
@@ -116,6 +131,12 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
         }
     }
+    if path == "/oauth/callback" {
+        return match m {
+            Method::Get => Ok(Route::OAuthCallback),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
+        };
+    }
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
         return classify_admin(m, rest);
     }
@@ -132,15 +153,42 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
         [_, "keys", key_id] if !key_id.is_empty() => {
             (AdminRoute::Key { tenant: tenant.clone(), key_id: (*key_id).to_string() }, "DELETE")
         }
+        [_, "mcp_servers", server, "oauth", rest @ ..] if rest.len() <= 1 => {
+            if !is_valid_name(server) {
+                return Err(GatewayError::not_found());
+            }
+            let server = (*server).to_string();
+            match (rest, m) {
+                (["connect"], Method::Post) => {
+                    (AdminRoute::OAuth { tenant: tenant.clone(), server, action: OAuthAction::Connect }, "POST")
+                }
+                (["connect"], _) => return Err(GatewayError::MethodNotAllowed { allowed: "POST" }),
+                ([], Method::Delete) => (
+                    AdminRoute::OAuth { tenant: tenant.clone(), server, action: OAuthAction::Disconnect },
+                    "GET, DELETE",
+                ),
+                ([], _) => {
+                    (AdminRoute::OAuth { tenant: tenant.clone(), server, action: OAuthAction::Status }, "GET, DELETE")
+                }
+                _ => return Err(GatewayError::not_found()),
+            }
+        }
         _ => return Err(GatewayError::not_found()),
     };
     let ok = match (&route, m) {
         (AdminRoute::Tenant { .. }, Method::Get | Method::Put | Method::Delete)
         | (AdminRoute::Keys { .. }, Method::Get | Method::Post)
         | (AdminRoute::Usage { .. }, Method::Get)
-        | (AdminRoute::Key { .. }, Method::Delete) => true,
+        | (AdminRoute::Key { .. }, Method::Delete)
+        | (AdminRoute::OAuth { action: OAuthAction::Connect, .. }, Method::Post)
+        | (AdminRoute::OAuth { action: OAuthAction::Status, .. }, Method::Get)
+        | (AdminRoute::OAuth { action: OAuthAction::Disconnect, .. }, Method::Delete) => true,
         (
-            AdminRoute::Tenant { .. } | AdminRoute::Keys { .. } | AdminRoute::Key { .. } | AdminRoute::Usage { .. },
+            AdminRoute::Tenant { .. }
+            | AdminRoute::Keys { .. }
+            | AdminRoute::Key { .. }
+            | AdminRoute::Usage { .. }
+            | AdminRoute::OAuth { .. },
             _,
         ) => false,
     };
@@ -256,6 +304,32 @@ mod tests {
         assert_eq!(status("PUT", "/admin/tenants/acme/keys"), 405);
         assert_eq!(status("GET", "/admin/tenants/acme/keys/key_1"), 405);
         assert_eq!(status("DELETE", "/admin/tenants/acme/keys/key_1"), 200);
+    }
+
+    #[test]
+    fn oauth_routes() {
+        assert_eq!(
+            classify("POST", "/admin/tenants/acme/mcp_servers/crm/oauth/connect").unwrap(),
+            Route::Admin {
+                route: AdminRoute::OAuth { tenant: "acme".into(), server: "crm".into(), action: OAuthAction::Connect },
+                method: Method::Post
+            }
+        );
+        assert!(matches!(
+            classify("GET", "/admin/tenants/acme/mcp_servers/crm/oauth").unwrap(),
+            Route::Admin { route: AdminRoute::OAuth { action: OAuthAction::Status, .. }, .. }
+        ));
+        assert!(matches!(
+            classify("DELETE", "/admin/tenants/acme/mcp_servers/crm/oauth").unwrap(),
+            Route::Admin { route: AdminRoute::OAuth { action: OAuthAction::Disconnect, .. }, .. }
+        ));
+        assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm/oauth/connect"), 405);
+        assert_eq!(status("PUT", "/admin/tenants/acme/mcp_servers/crm/oauth"), 405);
+        assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm/oauth/x"), 404);
+        assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/a%20b/oauth"), 404);
+        assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm"), 404);
+        assert_eq!(classify("GET", "/oauth/callback").unwrap(), Route::OAuthCallback);
+        assert_eq!(status("POST", "/oauth/callback"), 405);
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub struct ParseOptions {
     pub allow_insecure_urls: bool,
 }
 
-fn invalid(path: &str, why: impl std::fmt::Display) -> GatewayError {
+pub(super) fn invalid(path: &str, why: impl std::fmt::Display) -> GatewayError {
     GatewayError::bad_param(path, format!("Invalid tenant config at '{path}': {why}"))
 }
 
@@ -125,12 +125,15 @@ fn serde_reason(e: &serde_json::Error) -> String {
     text.chars().take(200).collect()
 }
 
-fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
+pub(super) fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
     serde_json::from_str(raw).map_err(|e| invalid(path, serde_reason(&e)))
 }
 
 /// An optional field; `null` counts as absent.
-fn optional<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>, path: &str) -> Result<Option<T>, GatewayError> {
+pub(super) fn optional<T: serde::de::DeserializeOwned>(
+    raw: Option<&RawValue>,
+    path: &str,
+) -> Result<Option<T>, GatewayError> {
     match raw.filter(|r| r.get() != "null") {
         None => Ok(None),
         Some(r) => parse_at(r.get(), path).map(Some),
@@ -194,7 +197,7 @@ fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, 
     let url_path = format!("{path}.url");
     let url: String = parse_at(s.url.get(), &url_path)?;
     let url = check_url(&url, &url_path, opts)?;
-    let auth = parse_auth(s.auth.get(), &format!("{path}.auth"))?;
+    let auth = parse_auth(s.auth.get(), &format!("{path}.auth"), opts)?;
     let tools_path = format!("{path}.allowed_tools");
     let allowed_tools = match optional::<Vec<String>>(s.allowed_tools, &tools_path)? {
         None => None,
@@ -209,7 +212,7 @@ fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, 
     Ok(McpServer { url, auth, allowed_tools, require_approval })
 }
 
-fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
+fn parse_auth(raw: &str, path: &str, opts: ParseOptions) -> Result<McpAuth, GatewayError> {
     let kind: RawAuthType = parse_at(raw, path)?;
     match kind.kind.as_str() {
         "none" => {
@@ -242,12 +245,13 @@ fn parse_auth(raw: &str, path: &str) -> Result<McpAuth, GatewayError> {
             }
             Ok(McpAuth::Headers(out))
         }
-        _ => Err(invalid(&format!("{path}.type"), "must be one of \"none\", \"bearer\", \"headers\"")),
+        "oauth2" => super::oauth::parse_oauth2(raw, path, opts).map(|c| McpAuth::OAuth2(Box::new(c))),
+        _ => Err(invalid(&format!("{path}.type"), "must be one of \"none\", \"bearer\", \"headers\", \"oauth2\"")),
     }
 }
 
 /// Secrets travel in HTTP headers: visible ASCII and spaces only, no CR, LF or NUL.
-fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
+pub(super) fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
     if value.trim().is_empty() {
         return Err(invalid(path, "must not be empty"));
     }
@@ -300,7 +304,7 @@ fn is_reserved_header(name: &str) -> bool {
 /// MCP server URLs: absolute `https://` URLs with an ASCII host (IDNs in
 /// punycode), no userinfo and no fragment; loopback `http://` only when
 /// `allow_insecure_urls`. The URL is stored exactly as given.
-fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, GatewayError> {
+pub(super) fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, GatewayError> {
     if raw.len() > 2048 {
         return Err(invalid(path, "must be at most 2048 characters"));
     }

@@ -5,6 +5,7 @@
 //! exist here inside [`Secret`].
 
 pub mod input;
+pub mod oauth;
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,9 @@ pub enum McpAuth {
     Bearer(Secret),
     /// Arbitrary header credentials (OpenAI `headers` only). Names are HTTP tokens, as given.
     Headers(Vec<(String, Secret)>),
+    /// OAuth 2 credentials the gateway turns into a bearer access token before
+    /// rewriting (see [`oauth`]); the rewriters never see this variant.
+    OAuth2(Box<oauth::OAuthConfig>),
 }
 
 /// The tenant's approval policy for a server's tool calls.

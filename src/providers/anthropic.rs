@@ -284,6 +284,10 @@ fn complete_server<'a>(mut entry: Members<'a>, server: &McpServer, shape: Shape)
         McpAuth::None | McpAuth::Headers(_) => {
             entry.remove("authorization_token");
         }
+        // The shell resolves oauth2 servers to bearer tokens before rewriting.
+        McpAuth::OAuth2(_) => {
+            return Err(GatewayError::Internal { message: "an oauth2 server reached the rewriter".into() })
+        }
     }
     if let Some(tenant) = &server.allowed_tools {
         match entry.get_raw_non_null("tool_configuration") {

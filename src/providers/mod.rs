@@ -2,6 +2,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod refs;
 
 /// An upstream LLM provider. Matches on it are exhaustive by design: a new
 /// provider must decide every per-provider behaviour.

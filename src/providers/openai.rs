@@ -107,6 +107,10 @@ fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &Mc
         McpAuth::None => {}
         McpAuth::Bearer(token) => entry.push("authorization", Val::json(token.expose())?),
         McpAuth::Headers(headers) => entry.push("headers", Val::json(&HeaderMap(headers))?),
+        // The shell resolves oauth2 servers to bearer tokens before rewriting.
+        McpAuth::OAuth2(_) => {
+            return Err(GatewayError::Internal { message: format!("oauth2 server '{label}' reached the rewriter") })
+        }
     }
     match allowed {
         Some(v) => entry.set("allowed_tools", v),

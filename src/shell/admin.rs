@@ -38,13 +38,15 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
     match (route, method) {
         (AdminRoute::Tenant { tenant }, Method::Put) => {
             let body = read_body(&mut req).await?;
-            let parsed = parse_tenant(&body, super::env::parse_options(env))?;
+            let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;
             let master = super::env::master_key(env)?;
+            let existing: Option<TenantRecord> = kv::get_json(&store, &kv_schema::tenant_key(&tenant)).await?;
+            let retired = super::oauth::assign_credentials(&master, &tenant, &mut parsed, existing.as_ref())?;
             let stored = kv_schema::seal_tenant(&master, &tenant, &parsed)
                 .map_err(|_| super::internal("sealing tenant secrets failed"))?;
-            let existing: Option<TenantRecord> = kv::get_json(&store, &kv_schema::tenant_key(&tenant)).await?;
             let (record, ops) = kv_schema::plan_put_tenant(&tenant, existing, stored, &now());
             kv::apply(&store, ops).await?;
+            super::oauth::forget(env, &tenant, &retired).await;
             Ok(json_response(200, &kv_schema::redacted_view(&tenant, &record.tenant)))
         }
         (AdminRoute::Tenant { tenant }, Method::Get) => {
@@ -54,6 +56,7 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
         (AdminRoute::Tenant { tenant }, _) => {
             let record = load(&store, &tenant).await?;
             kv::apply(&store, kv_schema::plan_delete_tenant(&tenant, &record)).await?;
+            super::oauth::forget(env, &tenant, &super::oauth::credentials_of(&record)).await;
             Ok(no_content())
         }
         (AdminRoute::Keys { tenant }, Method::Post) => {
@@ -90,6 +93,9 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
                 })
                 .collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))
+        }
+        (AdminRoute::OAuth { tenant, server, action }, _) => {
+            super::oauth::admin(&req, env, &tenant, &server, action).await
         }
         (AdminRoute::Key { tenant, key_id }, _) => {
             let record = load(&store, &tenant).await?;

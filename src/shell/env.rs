@@ -70,3 +70,12 @@ pub fn stream_idle_ms(env: &Env) -> Option<u64> {
 pub fn usage_flush_ms(env: &Env) -> Option<u64> {
     text(env, "USAGE_FLUSH_MS").and_then(|v| v.trim().parse().ok())
 }
+
+/// Durable Object namespace of OAuth credentials (one object per credential).
+pub const OAUTH_BINDING: &str = "OAUTH_TOKENS";
+
+/// `PUBLIC_BASE_URL`: the gateway's public origin, for the OAuth redirect URI
+/// (default: the origin of the admin request that creates the link).
+pub fn public_base_url(env: &Env) -> Option<String> {
+    text(env, "PUBLIC_BASE_URL").map(|u| u.trim().trim_end_matches('/').to_string())
+}

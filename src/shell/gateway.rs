@@ -126,6 +126,10 @@ async fn dispatch(
             );
             proxy(req, env, ctx, provider, &upstream_path, rewrite, log, started).await
         }
+        Route::OAuthCallback => {
+            log.route = "oauth.callback".into();
+            super::oauth::callback(&req, env).await.map(Handled::Plain)
+        }
     }
 }
 
@@ -171,7 +175,7 @@ async fn proxy(
     log.bytes_in = declared.unwrap_or(0);
 
     let master = env::master_key(env)?;
-    let tenant = kv_schema::open_tenant(
+    let mut tenant = kv_schema::open_tenant(
         &master,
         &record.tenant_id,
         &record.tenant,
@@ -195,6 +199,7 @@ async fn proxy(
                 .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
                 .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
             log.bytes_in = bytes.len() as u64;
+            super::oauth::resolve_tokens(env, &master, &record, kind, &bytes, &mut tenant.mcp).await?;
             let rewritten = match kind {
                 Rewrite::Responses => {
                     let r = openai::rewrite_responses(&bytes, &tenant.mcp)?;
@@ -242,7 +247,7 @@ async fn proxy(
         .iter()
         .filter_map(|name| tenant.mcp.servers.get(name))
         .flat_map(|s| match &s.auth {
-            McpAuth::None => Vec::new(),
+            McpAuth::None | McpAuth::OAuth2(_) => Vec::new(),
             McpAuth::Bearer(t) => vec![t.expose()],
             McpAuth::Headers(h) => h.iter().map(|(_, v)| v.expose()).collect(),
         })

@@ -7,6 +7,10 @@ mod env;
 mod gateway;
 mod kv;
 mod meter;
+mod oauth;
+mod oauth_discovery;
+mod oauth_http;
+mod oauth_object;
 mod stream;
 mod upstream;
 

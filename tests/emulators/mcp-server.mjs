@@ -3,6 +3,9 @@
 // served over node:http on 127.0.0.1 with a random port.
 //
 // Each server checks its credential the way a real protected MCP server does:
+// (`oauth` servers accept only live access tokens issued for them by the OAuth
+// emulator, publish RFC 9728 protected-resource metadata and point to it from
+// their 401 challenge)
 // a request without the right credential gets 401 (with `WWW-Authenticate:
 // Bearer ...` for bearer servers) before any MCP processing, and the rejection
 // is recorded. Accepted JSON-RPC messages are recorded too, with the raw
@@ -37,7 +40,7 @@ function jsonRpcMethods(body) {
 
 /** Reads the credential a request presented, per the server's auth type. */
 function presentedCredential(req, auth) {
-  if (auth.type === 'bearer') {
+  if (auth.type === 'bearer' || auth.type === 'oauth') {
     const h = req.headers.authorization;
     if (typeof h !== 'string') return null;
     const m = /^Bearer\s+(.+)$/i.exec(h.trim());
@@ -54,8 +57,9 @@ function presentedCredential(req, auth) {
   return null;
 }
 
-function credentialOk(cred, auth) {
+function credentialOk(cred, auth, resource) {
   if (auth.type === 'none') return true;
+  if (auth.type === 'oauth') return auth.as.checkAccessToken(cred, resource);
   if (auth.type === 'bearer') return cred !== null && (auth.tokens ?? [auth.token]).includes(cred);
   if (auth.type === 'headers') {
     return Object.entries(auth.headers).every(([k, v]) => cred?.[k] === v);
@@ -65,13 +69,13 @@ function credentialOk(cred, auth) {
 
 function credentialFingerprint(cred, auth) {
   if (auth.type === 'none') return 'none';
-  if (auth.type === 'bearer') return fingerprint(cred);
+  if (auth.type === 'bearer' || auth.type === 'oauth') return fingerprint(cred);
   return fingerprint(Object.keys(auth.headers).map((k) => `${k}:${cred?.[k] ?? ''}`).join('\n'));
 }
 
 /**
  * Starts one MCP server.
- * @param {{name: string, auth?: {type:'bearer', token?:string, tokens?:string[]}|{type:'headers', headers:Record<string,string>}|{type:'none'}, path?: string, echoAuth?: boolean}} opts
+ * @param {{name: string, auth?: {type:'bearer', token?:string, tokens?:string[]}|{type:'headers', headers:Record<string,string>}|{type:'none'}|{type:'oauth', as: object, scope?: string}, path?: string, echoAuth?: boolean}} opts
  * @returns {Promise<{name:string, url:string, calls:object[], rejections:object[], toolCalls:(tool?:string)=>object[], reset:()=>void, close:()=>Promise<void>}>}
  */
 export async function startMcpServer({ name, auth = { type: 'none' }, path = '/mcp', echoAuth = false }) {
@@ -139,18 +143,33 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
     const cred = presentedCredential(req, auth);
     const headers = { ...req.headers };
 
+    const resource = `http://127.0.0.1:${httpServer.address().port}${path}`;
+    const metadataPath = `/.well-known/oauth-protected-resource${path}`;
+    if (auth.type === 'oauth' && req.method === 'GET' && url.pathname === metadataPath) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        resource,
+        authorization_servers: [auth.as.url],
+        scopes_supported: auth.scope ? auth.scope.split(' ') : [],
+        bearer_methods_supported: ['header'],
+      }));
+      return;
+    }
     if (url.pathname !== path) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'not_found' }));
       return;
     }
-    if (!credentialOk(cred, auth)) {
+    if (!credentialOk(cred, auth, resource)) {
       const rej = { time: Date.now(), method: req.method, headers, credential: cred, body: raw };
       rejections.push(rej);
       history.push(rej);
       const h = { 'content-type': 'application/json' };
       if (auth.type === 'bearer') {
         h['www-authenticate'] = `Bearer resource_metadata="http://127.0.0.1:${httpServer.address().port}/.well-known/oauth-protected-resource", error="invalid_token"`;
+      } else if (auth.type === 'oauth') {
+        const scope = auth.scope ? `, scope="${auth.scope}"` : '';
+        h['www-authenticate'] = `Bearer resource_metadata="http://127.0.0.1:${httpServer.address().port}${metadataPath}"${scope}${cred ? ', error="invalid_token"' : ''}`;
       }
       res.writeHead(401, h);
       res.end(JSON.stringify({ error: 'invalid_token', error_description: 'Missing or invalid credentials' }));
@@ -192,7 +211,9 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       }
     }
   });
-  httpServer.keepAliveTimeout = 1000;
+  // Longer than any pause in a test: a server closing an idle keep-alive connection just as
+  // workerd reuses it makes the gateway's fetch fail (a spurious 502). close() ends them anyway.
+  httpServer.keepAliveTimeout = 30_000;
   await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const port = httpServer.address().port;
 

@@ -827,7 +827,9 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
       fail(e);
     }
   });
-  server.keepAliveTimeout = 1000;
+  // Longer than any pause in a test: a server closing an idle keep-alive connection just as
+  // workerd reuses it makes the gateway's fetch fail (a spurious 502). close() ends them anyway.
+  server.keepAliveTimeout = 30_000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const port = server.address().port;
   return {
@@ -1134,7 +1136,9 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
       sendJson(res, e.status, antErrorBody(e, requestId), baseHeaders);
     }
   });
-  server.keepAliveTimeout = 1000;
+  // Longer than any pause in a test: a server closing an idle keep-alive connection just as
+  // workerd reuses it makes the gateway's fetch fail (a spurious 502). close() ends them anyway.
+  server.keepAliveTimeout = 30_000;
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const port = server.address().port;
   return {

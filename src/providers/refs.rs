@@ -1,0 +1,62 @@
+//! Which MCP servers a provider request names, read before the rewrite so
+//! that `oauth2` servers can be given a token first. It reads entries the
+//! same way the rewriters do (object entries with a string label) and skips
+//! anything else: the rewriter then rejects such a body with the right 400.
+
+#![forbid(unsafe_code)]
+
+use crate::json::{self, as_str, kind, Kind, Members};
+use crate::route::Rewrite;
+
+/// Labels named by `tools[type=mcp].server_label` (Responses) or
+/// `mcp_servers[].name` (Messages), in request order. Empty for bodies that
+/// do not parse.
+#[must_use]
+pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
+    let Ok(top) = json::strict_object(body) else {
+        return Vec::new();
+    };
+    let (array, label) = match rewrite {
+        Rewrite::Responses => ("tools", "server_label"),
+        Rewrite::Messages => ("mcp_servers", "name"),
+    };
+    let Some(items) = top.get_raw_non_null(array).and_then(|raw| json::parse_array(raw).ok()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        if kind(item) != Kind::Object {
+            continue;
+        }
+        let Ok(entry) = Members::parse(item) else { continue };
+        if rewrite == Rewrite::Responses && entry.get_raw("type").and_then(as_str).as_deref() != Some("mcp") {
+            continue;
+        }
+        if let Some(name) = entry.get_raw(label).and_then(as_str) {
+            out.push(name.into_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_labels() {
+        let body = br#"{"model":"m","tools":[{"type":"function","name":"f"},{"type":"mcp","server_label":"crm"},
+            {"type":"mcp","server_label":"docs","server_url":"x"},{"type":"mcp"},"junk",{"type":"mcp","server_label":5}]}"#;
+        assert_eq!(referenced_servers(Rewrite::Responses, body), vec!["crm", "docs"]);
+        assert!(referenced_servers(Rewrite::Responses, br#"{"tools":null}"#).is_empty());
+        assert!(referenced_servers(Rewrite::Responses, b"not json").is_empty());
+        assert!(referenced_servers(Rewrite::Responses, br#"{"tools":{}}"#).is_empty());
+    }
+
+    #[test]
+    fn anthropic_labels() {
+        let body = br#"{"mcp_servers":[{"type":"url","name":"crm","url":"u"},{"name":"docs"},{"url":"x"}],
+            "tools":[{"type":"mcp_toolset","mcp_server_name":"other"}]}"#;
+        assert_eq!(referenced_servers(Rewrite::Messages, body), vec!["crm", "docs"]);
+    }
+}

@@ -1,0 +1,270 @@
+//! OAuth on the worker side (contract: "OAuth credentials").
+//!
+//! - Request path: [`resolve_tokens`] turns each `oauth2` server a request
+//!   names into a bearer token before the rewrite: the KV cache first (one
+//!   read per server), the credential's Durable Object when the cached token
+//!   is missing or within the safety margin.
+//! - Admin: connect link, status, disconnect; credential housekeeping when a
+//!   tenant is written or deleted.
+//! - `GET /oauth/callback`: the authorization server's redirect back.
+//!
+//! Errors name the server and never carry a token or secret.
+
+use worker::{Env, Request, RequestInit, Response};
+
+use super::oauth_http::now_ms;
+use super::{env, kv};
+use crate::config::{McpAuth, McpPolicy, Tenant};
+use crate::crypto::MasterKey;
+use crate::error::GatewayError;
+use crate::kv_schema::{self, GatewayKeyRecord, StoredAuth, StoredTenant, TenantRecord};
+use crate::oauth::credential::{self, Retired};
+use crate::oauth::protocol::{Call, CredentialRef, Reply};
+use crate::oauth::records::{AccessToken, AccessTokenRecord, Sealer};
+use crate::oauth::{object_name, pkce};
+use crate::providers::refs::referenced_servers;
+use crate::route::{OAuthAction, Rewrite};
+use crate::secret::Secret;
+
+/// Sends one call to a credential's Durable Object.
+async fn call_object(stub: &worker::Stub, call: &Call) -> Result<Reply, GatewayError> {
+    let body = serde_json::to_string(call).map_err(|_| super::internal("encoding an OAuth call failed"))?;
+    let mut init = RequestInit::new();
+    init.with_method(worker::Method::Post).with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+    let req = Request::new_with_init("https://oauth-credential.internal/", &init)
+        .map_err(|_| super::internal("building an OAuth call failed"))?;
+    let mut resp =
+        stub.fetch_with_request(req).await.map_err(|_| super::internal("the OAuth credential object failed"))?;
+    resp.json::<Reply>().await.map_err(|_| super::internal("the OAuth credential object answered garbage"))
+}
+
+fn stub_by_name(env: &Env, tenant: &str, server: &str, credential_id: &str) -> Result<worker::Stub, GatewayError> {
+    env.durable_object(env::OAUTH_BINDING)
+        .and_then(|ns| ns.id_from_name(&object_name(tenant, server, credential_id))?.get_stub())
+        .map_err(|_| super::internal("Durable Object binding OAUTH_TOKENS is missing"))
+}
+
+fn credential_ref(tenant: &str, server: &str, stored: &StoredTenant) -> Option<CredentialRef> {
+    let s = stored.mcp_servers.get(server)?;
+    match &s.auth {
+        StoredAuth::OAuth2(o) => Some(CredentialRef {
+            tenant: tenant.to_string(),
+            server: server.to_string(),
+            mcp_url: s.url.clone(),
+            auth: (**o).clone(),
+        }),
+        StoredAuth::None | StoredAuth::Bearer { .. } | StoredAuth::Headers { .. } => None,
+    }
+}
+
+async fn call_for(env: &Env, cred: &CredentialRef, call: &Call) -> Result<Reply, GatewayError> {
+    let stub = stub_by_name(env, &cred.tenant, &cred.server, &cred.auth.credential_id)?;
+    call_object(&stub, call).await
+}
+
+fn reply_error(server: &str, reply: Reply) -> GatewayError {
+    match reply {
+        Reply::Reconnect { reason } => GatewayError::McpOAuthReconnect { server: server.to_string(), reason },
+        Reply::Unavailable { reason } => GatewayError::McpOAuthUnavailable { server: server.to_string(), reason },
+        Reply::Failed { status: 400, message } => GatewayError::bad_request(message),
+        Reply::Failed { status: 502, message } => {
+            GatewayError::McpOAuthUnavailable { server: server.to_string(), reason: message }
+        }
+        Reply::Failed { message, .. } => super::internal(&format!("OAuth credential object: {message}")),
+        Reply::ExchangeFailed { server, reason } => GatewayError::McpOAuthUnavailable { server, reason },
+        Reply::Token { .. }
+        | Reply::Authorize { .. }
+        | Reply::Connected { .. }
+        | Reply::Status { .. }
+        | Reply::Done => super::internal("the OAuth credential object answered out of turn"),
+    }
+}
+
+/// Replaces every `oauth2` server the request body names in `policy` by a
+/// bearer token, or fails with the contract's 424 / 502 naming the server.
+/// Servers the request does not name are left alone (and cost nothing).
+pub async fn resolve_tokens(
+    env: &Env,
+    master: &MasterKey,
+    record: &GatewayKeyRecord,
+    rewrite: Rewrite,
+    body: &[u8],
+    policy: &mut McpPolicy,
+) -> Result<(), GatewayError> {
+    if !crate::oauth::has_oauth_servers(policy) {
+        return Ok(());
+    }
+    resolve_servers(env, master, record, &referenced_servers(rewrite, body), policy).await
+}
+
+/// Replaces the `oauth2` servers among `labels` in `policy` by bearer tokens
+/// (any code path that hands a server's credentials on, e.g. a relay, must
+/// call this first); other labels are ignored. Fails like [`resolve_tokens`].
+pub async fn resolve_servers(
+    env: &Env,
+    master: &MasterKey,
+    record: &GatewayKeyRecord,
+    labels: &[String],
+    policy: &mut McpPolicy,
+) -> Result<(), GatewayError> {
+    let labels = crate::oauth::oauth_servers_in(policy, labels);
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let (tenant, stored) = (record.tenant_id.as_str(), &record.tenant);
+    let store = kv::store(env)?;
+    for label in &labels {
+        let Some(cred) = credential_ref(tenant, label, stored) else { continue };
+        let s = Sealer { key: master, tenant, server: label, credential_id: &cred.auth.credential_id };
+        let key = kv_schema::oauth_token_key(tenant, label, &cred.auth.credential_id);
+        let cached: Option<AccessTokenRecord> = kv::get_json(&store, &key).await.ok().flatten();
+        let token = match cached.and_then(|r| AccessToken::from_record(&r, &s, now_ms())) {
+            Some(t) => t.token,
+            None => match call_for(env, &cred, &Call::Token { cred: cred.clone() }).await? {
+                Reply::Token { access_token, .. } => Secret::new(access_token),
+                other => return Err(reply_error(label, other)),
+            },
+        };
+        if let Some(server) = policy.servers.get_mut(label) {
+            server.auth = McpAuth::Bearer(token);
+        }
+    }
+    Ok(())
+}
+
+fn json(status: u16, body: &serde_json::Value) -> Response {
+    let headers = worker::Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", "no-store");
+    Response::builder().with_status(status).with_headers(headers).fixed(body.to_string().into_bytes())
+}
+
+/// `POST .../oauth/connect`, `GET .../oauth`, `DELETE .../oauth`.
+pub async fn admin(
+    req: &Request,
+    env: &Env,
+    tenant: &str,
+    server: &str,
+    action: OAuthAction,
+) -> Result<Response, GatewayError> {
+    let store = kv::store(env)?;
+    let record: TenantRecord = kv::get_json(&store, &kv_schema::tenant_key(tenant))
+        .await?
+        .ok_or_else(|| GatewayError::NotFound { message: format!("Tenant '{tenant}' does not exist.") })?;
+    let cred = match record.tenant.mcp_servers.get(server) {
+        None => {
+            return Err(GatewayError::NotFound { message: format!("Tenant '{tenant}' has no MCP server '{server}'.") })
+        }
+        Some(_) => credential_ref(tenant, server, &record.tenant).ok_or_else(|| {
+            GatewayError::bad_param("server", format!("MCP server '{server}' does not use oauth2 credentials."))
+        })?,
+    };
+    match action {
+        OAuthAction::Connect => {
+            if cred.auth.grant == "client_credentials" {
+                return Err(GatewayError::bad_param(
+                    "server",
+                    format!("MCP server '{server}' uses the client_credentials grant, which needs no connect flow."),
+                ));
+            }
+            let base = match env::public_base_url(env) {
+                Some(b) => b,
+                None => crate::oauth::urls::origin(&req.inner().url())
+                    .ok_or_else(|| super::internal("request URL does not parse"))?,
+            };
+            let redirect_uri = format!("{base}/oauth/callback");
+            match call_for(env, &cred, &Call::Connect { cred: cred.clone(), redirect_uri }).await? {
+                Reply::Authorize { authorization_url, redirect_uri, expires_at_ms } => Ok(json(
+                    200,
+                    &serde_json::json!({
+                        "tenant_id": tenant,
+                        "server": server,
+                        "authorization_url": authorization_url,
+                        "redirect_uri": redirect_uri,
+                        "expires_at": crate::oauth::status::iso8601(expires_at_ms),
+                    }),
+                )),
+                other => Err(reply_error(server, other)),
+            }
+        }
+        OAuthAction::Status => match call_for(env, &cred, &Call::Status { cred: cred.clone() }).await? {
+            Reply::Status { view } => Ok(json(200, &view)),
+            other => Err(reply_error(server, other)),
+        },
+        OAuthAction::Disconnect => {
+            forget(env, tenant, &[Retired { server: server.to_string(), credential_id: cred.auth.credential_id }])
+                .await;
+            Ok(Response::builder().with_status(204).empty())
+        }
+    }
+}
+
+/// Drops the token state (Durable Object and KV cache) of credentials; best effort.
+pub async fn forget(env: &Env, tenant: &str, creds: &[Retired]) {
+    let store = kv::store(env).ok();
+    for c in creds {
+        if let Ok(stub) = stub_by_name(env, tenant, &c.server, &c.credential_id) {
+            let _ = call_object(&stub, &Call::Forget).await;
+        }
+        if let Some(store) = &store {
+            let _ = store.delete(&kv_schema::oauth_token_key(tenant, &c.server, &c.credential_id)).await;
+        }
+    }
+}
+
+/// Before a tenant write: gives `oauth2` servers their credential ids (kept
+/// when unchanged) and returns the credentials the write retires.
+pub fn assign_credentials(
+    master: &MasterKey,
+    tenant: &str,
+    new: &mut Tenant,
+    old: Option<&TenantRecord>,
+) -> Result<Vec<Retired>, GatewayError> {
+    let old = old.and_then(|r| kv_schema::open_tenant(master, tenant, &r.tenant, false, false, true).ok());
+    credential::assign_ids(new, old.as_ref(), crate::oauth::new_credential_id)
+        .map_err(|_| super::internal("random source failed"))
+}
+
+/// Every credential of a stored tenant (for deletion).
+pub fn credentials_of(record: &TenantRecord) -> Vec<Retired> {
+    record
+        .tenant
+        .mcp_servers
+        .iter()
+        .filter_map(|(name, s)| match &s.auth {
+            StoredAuth::OAuth2(o) => Some(Retired { server: name.clone(), credential_id: o.credential_id.clone() }),
+            StoredAuth::None | StoredAuth::Bearer { .. } | StoredAuth::Headers { .. } => None,
+        })
+        .collect()
+}
+
+/// `GET /oauth/callback?state=…&code=…` (or `error=…`).
+pub async fn callback(req: &Request, env: &Env) -> Result<Response, GatewayError> {
+    let url = req.inner().url();
+    let param = |name: &str| crate::route::query_param(&url, name);
+    let (state, code, error) = (param("state"), param("code"), param("error"));
+    let unknown = || GatewayError::bad_param("state", "This authorization link is unknown or was already used.");
+    let state = state.ok_or_else(unknown)?;
+    let object_id = pkce::object_id_of_state(&state).ok_or_else(unknown)?;
+    let stub = env
+        .durable_object(env::OAUTH_BINDING)
+        .map_err(|_| super::internal("Durable Object binding OAUTH_TOKENS is missing"))?
+        .id_from_string(object_id)
+        .and_then(|id| id.get_stub())
+        .map_err(|_| unknown())?;
+    match call_object(&stub, &Call::Finish { state, code, error }).await? {
+        Reply::Connected { tenant, server } => {
+            let page = format!(
+                "<!doctype html><meta charset=utf-8><title>mcpgate: connected</title>\
+                 <p>MCP server <b>{server}</b> of tenant <b>{tenant}</b> is connected. You can close this window.</p>"
+            );
+            let headers = worker::Headers::new();
+            let _ = headers.set("content-type", "text/html; charset=utf-8");
+            let _ = headers.set("cache-control", "no-store");
+            Ok(Response::builder().with_status(200).with_headers(headers).fixed(page.into_bytes()))
+        }
+        Reply::Failed { status: 400, message } => Err(GatewayError::bad_param("state", message)),
+        Reply::ExchangeFailed { server, reason } => Err(GatewayError::McpOAuthUnavailable { server, reason }),
+        other => Err(reply_error("(callback)", other)),
+    }
+}

@@ -1,0 +1,65 @@
+//! Outbound HTTP of the OAuth flows: token endpoint, metadata documents,
+//! client registration, the MCP server's challenge. Short timeouts (a token
+//! refresh runs while the credential's Durable Object holds other requests),
+//! no redirects followed, bodies read whole up to a small limit. Nothing
+//! here logs a URL's query, a header value or a body.
+
+use super::upstream::{self, Body, Outbound};
+use crate::oauth::token::{parse_token_response, TokenFailure, TokenRequest, TokenSet};
+
+/// Longest wait for any OAuth-related answer.
+const TIMEOUT_MS: u64 = 10_000;
+/// Largest OAuth document or token response read.
+const MAX_BODY: usize = 256 * 1024;
+
+/// A whole answer.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Sends a request and reads the answer; `None` if unreachable, timed out or too large.
+pub async fn fetch(method: &str, url: &str, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> Option<Fetched> {
+    let mut resp = upstream::send(Outbound {
+        method,
+        url,
+        headers,
+        body: body.map_or(Body::None, Body::Bytes),
+        timeout_ms: TIMEOUT_MS,
+        what: "the OAuth server",
+    })
+    .await
+    .ok()?;
+    let status = resp.status_code();
+    let headers = super::header_pairs(resp.headers());
+    let declared = crate::headers::get(&headers, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    if body.len() > MAX_BODY {
+        return None;
+    }
+    Some(Fetched { status, headers, body })
+}
+
+/// `GET` a JSON document; the body of a 2xx answer.
+pub async fn get_document(url: &str) -> Option<Vec<u8>> {
+    let got = fetch("GET", url, vec![("accept".into(), "application/json".into())], None).await?;
+    (200..300).contains(&got.status).then_some(got.body)
+}
+
+/// Sends a token request and classifies the answer.
+pub async fn post_token(req: &TokenRequest) -> Result<TokenSet, TokenFailure> {
+    let got = fetch("POST", &req.url, req.headers.clone(), Some(req.body.clone().into_bytes()))
+        .await
+        .ok_or(TokenFailure::Unreachable)?;
+    parse_token_response(got.status, &got.body)
+}
+
+/// Milliseconds since the Unix epoch.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
