@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use mcpgate::config::{Approval, McpAuth, McpPolicy, McpServer, Tenant};
+use mcpgate::config::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 use mcpgate::crypto::{sha256_hex, MasterKey};
 use mcpgate::json;
 use mcpgate::kv_schema::{open_tenant, seal_tenant};
@@ -30,6 +30,8 @@ fn policy() -> McpPolicy {
             auth: McpAuth::Bearer(Secret::new("tok-crm-bench-0123456789")),
             allowed_tools: Some(vec!["search".into(), "lookup".into()]),
             require_approval: Approval::Never,
+            mode: McpMode::Direct,
+            service: None,
         },
     );
     servers.insert(
@@ -39,6 +41,8 @@ fn policy() -> McpPolicy {
             auth: McpAuth::Headers(vec![("X-Api-Key".into(), Secret::new("files-key-bench-0123456789"))]),
             allowed_tools: None,
             require_approval: Approval::Never,
+            mode: McpMode::Direct,
+            service: None,
         },
     );
     servers.insert(
@@ -48,6 +52,8 @@ fn policy() -> McpPolicy {
             auth: McpAuth::None,
             allowed_tools: None,
             require_approval: Approval::Never,
+            mode: McpMode::Direct,
+            service: None,
         },
     );
     McpPolicy { servers, allow_unmanaged: false }

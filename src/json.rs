@@ -475,7 +475,7 @@ pub(crate) mod test_support {
     use proptest::prelude::*;
     use serde_json::Value;
 
-    use crate::config::{Approval, McpAuth, McpPolicy, McpServer};
+    use crate::config::{Approval, McpAuth, McpMode, McpPolicy, McpServer};
     use crate::secret::Secret;
 
     /// `{"allow_unmanaged"?: bool, "servers": {name: {"url", "bearer"? | "headers"?: {..},
@@ -501,7 +501,14 @@ pub(crate) mod test_support {
                 };
                 servers.insert(
                     name.clone(),
-                    McpServer { url: s["url"].as_str().unwrap().to_owned(), auth, allowed_tools, require_approval },
+                    McpServer {
+                        url: s["url"].as_str().unwrap().to_owned(),
+                        auth,
+                        allowed_tools,
+                        require_approval,
+                        mode: McpMode::Direct,
+                        service: None,
+                    },
                 );
             }
         }

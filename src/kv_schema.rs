@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Approval, McpAuth, McpPolicy, McpServer, Tenant};
+use crate::config::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 use crate::crypto::{Aad, CryptoError, MasterKey};
 use crate::oauth::records::{open_oauth, redacted_oauth, seal_oauth, StoredOAuth};
 use crate::secret::REDACTED;
@@ -64,6 +64,23 @@ pub struct StoredServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_tools: Option<Vec<String>>,
     pub require_approval: String,
+    /// `"relay"`; absent means direct (records written before relays existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Workers service binding name (relay only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+impl StoredServer {
+    #[must_use]
+    pub fn mode(&self) -> McpMode {
+        if self.mode.as_deref() == Some("relay") {
+            McpMode::Relay
+        } else {
+            McpMode::Direct
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +174,8 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
                 auth,
                 allowed_tools: server.allowed_tools.clone(),
                 require_approval: server.require_approval.as_str().to_string(),
+                mode: (server.mode == McpMode::Relay).then(|| McpMode::Relay.as_str().to_string()),
+                service: server.service.clone(),
             },
         );
     }
@@ -187,26 +206,39 @@ pub fn open_tenant(
     }
     let mut servers = BTreeMap::new();
     for (name, s) in stored.mcp_servers.iter().filter(|_| with_mcp) {
-        let auth = match &s.auth {
-            StoredAuth::None => McpAuth::None,
-            StoredAuth::Bearer { token } => McpAuth::Bearer(open(&field_token(name), token)?),
-            StoredAuth::Headers { headers } => McpAuth::Headers(
-                headers
-                    .iter()
-                    .map(|(n, e)| Ok((n.clone(), open(&field_header(name, n), e)?)))
-                    .collect::<Result<_, CryptoError>>()?,
-            ),
-            StoredAuth::OAuth2(o) => McpAuth::OAuth2(Box::new(open_oauth(key, tenant_id, name, o)?)),
-        };
-        let require_approval = if s.require_approval == "always" { Approval::Always } else { Approval::Never };
-        servers.insert(
-            name.clone(),
-            McpServer { url: s.url.clone(), auth, allowed_tools: s.allowed_tools.clone(), require_approval },
-        );
+        servers.insert(name.clone(), open_server(key, tenant_id, name, s)?);
     }
     tenant.mcp = McpPolicy { servers, allow_unmanaged: stored.allow_unmanaged_mcp_servers };
     tenant.rate_limit_rpm = stored.rate_limit_rpm;
     Ok(tenant)
+}
+
+/// Opens one stored MCP server of a tenant (the relay needs one, not all).
+///
+/// # Errors
+/// [`CryptoError::Open`] if an envelope fails.
+pub fn open_server(key: &MasterKey, tenant_id: &str, name: &str, s: &StoredServer) -> Result<McpServer, CryptoError> {
+    let open = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
+    let auth = match &s.auth {
+        StoredAuth::None => McpAuth::None,
+        StoredAuth::Bearer { token } => McpAuth::Bearer(open(&field_token(name), token)?),
+        StoredAuth::Headers { headers } => McpAuth::Headers(
+            headers
+                .iter()
+                .map(|(n, e)| Ok((n.clone(), open(&field_header(name, n), e)?)))
+                .collect::<Result<_, CryptoError>>()?,
+        ),
+        StoredAuth::OAuth2(o) => McpAuth::OAuth2(Box::new(open_oauth(key, tenant_id, name, o)?)),
+    };
+    let require_approval = if s.require_approval == "always" { Approval::Always } else { Approval::Never };
+    Ok(McpServer {
+        url: s.url.clone(),
+        auth,
+        allowed_tools: s.allowed_tools.clone(),
+        require_approval,
+        mode: s.mode(),
+        service: s.service.clone(),
+    })
 }
 
 /// Whether the stored tenant has a key for the provider, without decrypting it.
@@ -247,6 +279,10 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
             server.insert("allowed_tools".into(), json!(t));
         }
         server.insert("require_approval".into(), Value::from(s.require_approval.clone()));
+        server.insert("mode".into(), Value::from(s.mode().as_str()));
+        if let Some(service) = &s.service {
+            server.insert("service".into(), Value::from(service.clone()));
+        }
         servers.insert(name.clone(), Value::Object(server));
     }
     json!({
@@ -357,8 +393,31 @@ mod tests {
         assert!(back.anthropic_key.is_none());
         assert_eq!(back.mcp.servers["crm"].require_approval, Approval::Always);
         assert!(matches!(&back.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].1.expose() == "hdr-plain"));
+        let one = open_server(&k, "acme", "crm", &stored.mcp_servers["crm"]).unwrap();
+        assert!(matches!(&one.auth, McpAuth::Bearer(t) if t.expose() == "tok-plain"));
+        assert!(open_server(&k, "acme", "files", &stored.mcp_servers["crm"]).is_err(), "bound to its server name");
         // A record copied under another tenant id does not open.
         assert!(open_tenant(&k, "evil", &stored, true, true, true).is_err());
+    }
+
+    #[test]
+    fn relay_mode_and_service_round_trip() {
+        let k = master();
+        let body = r#"{"mcp_servers":{"priv":{"url":"http://crm.internal/mcp","service":"PRIVATE_MCP","auth":{"type":"none"}},
+            "pub":{"url":"https://a.example/mcp","mode":"relay","auth":{"type":"none"}},
+            "old":{"url":"https://b.example/mcp","auth":{"type":"none"}}}}"#;
+        let t = parse_tenant(body.as_bytes(), ParseOptions::default()).unwrap();
+        let stored = seal_tenant(&k, "acme", &t).unwrap();
+        let json = serde_json::to_value(&stored).unwrap();
+        assert!(json["mcp_servers"]["old"].get("mode").is_none(), "direct servers keep the old record shape");
+        let back = open_tenant(&k, "acme", &stored, false, false, true).unwrap();
+        assert_eq!(back.mcp.servers["priv"].mode, McpMode::Relay);
+        assert_eq!(back.mcp.servers["priv"].service.as_deref(), Some("PRIVATE_MCP"));
+        assert_eq!(back.mcp.servers["pub"].mode, McpMode::Relay);
+        assert_eq!(back.mcp.servers["old"].mode, McpMode::Direct);
+        let view = redacted_view("acme", &stored);
+        assert_eq!(view["mcp_servers"]["priv"]["service"], "PRIVATE_MCP");
+        assert_eq!(view["mcp_servers"]["old"]["mode"], "direct");
     }
 
     #[test]

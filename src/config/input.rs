@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{is_valid_name, Approval, McpAuth, McpPolicy, McpServer, Tenant};
+use super::{is_valid_name, Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 
@@ -67,6 +67,10 @@ struct RawServer<'a> {
     allowed_tools: Option<&'a RawValue>,
     #[serde(default, borrow)]
     require_approval: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    mode: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    service: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -194,9 +198,10 @@ fn parse_provider_key(raw: Option<&RawValue>, path: &str) -> Result<Option<Secre
 
 fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, GatewayError> {
     let s: RawServer<'_> = parse_at(raw, path)?;
+    let (mode, service) = parse_mode(&s, path)?;
     let url_path = format!("{path}.url");
     let url: String = parse_at(s.url.get(), &url_path)?;
-    let url = check_url(&url, &url_path, opts)?;
+    let url = check_url(&url, &url_path, opts, service.is_some())?;
     let auth = parse_auth(s.auth.get(), &format!("{path}.auth"), opts)?;
     let tools_path = format!("{path}.allowed_tools");
     let allowed_tools = match optional::<Vec<String>>(s.allowed_tools, &tools_path)? {
@@ -209,7 +214,33 @@ fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, 
         Some("always") => Approval::Always,
         Some(_) => return Err(invalid(&format!("{path}.require_approval"), "must be \"never\" or \"always\"")),
     };
-    Ok(McpServer { url, auth, allowed_tools, require_approval })
+    Ok(McpServer { url, auth, allowed_tools, require_approval, mode, service })
+}
+
+/// `mode` (default `direct`, or `relay` with a `service`) and `service`, a
+/// Workers binding name; a service binding is reachable only by the relay.
+fn parse_mode(s: &RawServer<'_>, path: &str) -> Result<(McpMode, Option<String>), GatewayError> {
+    let service_path = format!("{path}.service");
+    let service: Option<String> = optional(s.service, &service_path)?;
+    if let Some(name) = &service {
+        let ok = name.len() <= 64
+            && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(invalid(&service_path, "must be a binding name: 1-64 characters of A-Z, a-z, 0-9 or '_'"));
+        }
+    }
+    let mode_path = format!("{path}.mode");
+    let mode: Option<String> = optional(s.mode, &mode_path)?;
+    let mode = match (mode.as_deref(), &service) {
+        (None, None) | (Some("direct"), None) => McpMode::Direct,
+        (None | Some("relay"), _) => McpMode::Relay,
+        (Some("direct"), Some(_)) => {
+            return Err(invalid(&mode_path, "must be \"relay\": a service binding is reachable only through the relay"))
+        }
+        (Some(_), _) => return Err(invalid(&mode_path, "must be \"direct\" or \"relay\"")),
+    };
+    Ok((mode, service))
 }
 
 fn parse_auth(raw: &str, path: &str, opts: ParseOptions) -> Result<McpAuth, GatewayError> {
@@ -303,8 +334,9 @@ fn is_reserved_header(name: &str) -> bool {
 
 /// MCP server URLs: absolute `https://` URLs with an ASCII host (IDNs in
 /// punycode), no userinfo and no fragment; loopback `http://` only when
-/// `allow_insecure_urls`. The URL is stored exactly as given.
-pub(super) fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<String, GatewayError> {
+/// `allow_insecure_urls`. Behind a service binding the URL never crosses the
+/// internet, so `http://` to any host is accepted. The URL is stored exactly as given.
+pub(super) fn check_url(raw: &str, path: &str, opts: ParseOptions, via_service: bool) -> Result<String, GatewayError> {
     if raw.len() > 2048 {
         return Err(invalid(path, "must be at most 2048 characters"));
     }
@@ -353,6 +385,7 @@ pub(super) fn check_url(raw: &str, path: &str, opts: ParseOptions) -> Result<Str
     let loopback = host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]";
     match scheme.to_ascii_lowercase().as_str() {
         "https" => {}
+        "http" if via_service => {}
         "http" if opts.allow_insecure_urls && loopback => {}
         _ => return Err(invalid(path, "must use https://")),
     }
@@ -437,6 +470,28 @@ mod tests {
             let t = parse(&body).unwrap_or_else(|e| panic!("{good}: {e:?}"));
             assert_eq!(t.mcp.servers["s"].url, good, "stored as given");
         }
+    }
+
+    #[test]
+    fn modes_and_services() {
+        let srv = |extra: &str, url: &str| {
+            parse(&format!(r#"{{"mcp_servers":{{"s":{{"url":"{url}","auth":{{"type":"none"}}{extra}}}}}}}"#))
+        };
+        let t = srv("", "https://a.b/").unwrap();
+        assert_eq!((t.mcp.servers["s"].mode, t.mcp.servers["s"].service.clone()), (McpMode::Direct, None));
+        assert_eq!(srv(r#","mode":"relay""#, "https://a.b/").unwrap().mcp.servers["s"].mode, McpMode::Relay);
+        assert_eq!(srv(r#","mode":null"#, "https://a.b/").unwrap().mcp.servers["s"].mode, McpMode::Direct);
+        // A service implies relay, and its URL is only the address behind the binding.
+        let t = srv(r#","service":"PRIVATE_MCP""#, "http://crm.internal/mcp").unwrap();
+        assert_eq!(t.mcp.servers["s"].mode, McpMode::Relay);
+        assert_eq!(t.mcp.servers["s"].service.as_deref(), Some("PRIVATE_MCP"));
+        assert_eq!(param(srv(r#","service":"P","mode":"direct""#, "https://a.b/").unwrap_err()), "mcp_servers.s.mode");
+        assert_eq!(param(srv(r#","mode":"tunnel""#, "https://a.b/").unwrap_err()), "mcp_servers.s.mode");
+        for bad in [r#""""#, r#""9x""#, r#""a-b""#, "5"] {
+            let e = srv(&format!(r#","service":{bad}"#), "https://a.b/").unwrap_err();
+            assert_eq!(param(e), "mcp_servers.s.service", "{bad}");
+        }
+        assert_eq!(param(srv(r#","mode":"relay""#, "http://crm.internal/mcp").unwrap_err()), "mcp_servers.s.url");
     }
 
     #[test]

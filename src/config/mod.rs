@@ -41,15 +41,41 @@ impl Approval {
     }
 }
 
+/// How a provider reaches an MCP server (README: "MCP relay").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum McpMode {
+    /// The provider connects to `url` with the tenant's credential injected.
+    #[default]
+    Direct,
+    /// The provider connects to the gateway's `/mcp/{tenant}/{server}` with a
+    /// short-lived capability token; the gateway holds the credential.
+    Relay,
+}
+
+impl McpMode {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Relay => "relay",
+        }
+    }
+}
+
 /// One managed MCP server of a tenant.
 #[derive(Debug, Clone)]
 pub struct McpServer {
     /// Validated `https://` URL (or loopback `http://` when insecure URLs are allowed).
+    /// With a `service`, the address requested through that binding.
     pub url: String,
     pub auth: McpAuth,
     /// `None` means every tool of the server is allowed.
     pub allowed_tools: Option<Vec<String>>,
     pub require_approval: Approval,
+    pub mode: McpMode,
+    /// A Workers service binding the relay reaches the server through
+    /// (private servers); only with [`McpMode::Relay`].
+    pub service: Option<String>,
 }
 
 /// What the request rewriters need to know about a tenant's MCP servers.

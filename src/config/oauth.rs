@@ -138,7 +138,7 @@ pub fn parse_oauth2(raw: &str, path: &str, opts: ParseOptions) -> Result<OAuthCo
     let discovered = matches!(grant, Grant::AuthorizationCode);
 
     let token_url = match optional::<String>(r.token_url, &at("token_url"))? {
-        Some(u) => Some(check_url(&u, &at("token_url"), opts)?),
+        Some(u) => Some(check_url(&u, &at("token_url"), opts, false)?),
         None if discovered => None,
         None => return Err(invalid(&at("token_url"), format_args!("is required with grant \"{}\"", grant.as_str()))),
     };

@@ -464,7 +464,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::config::Approval;
+    use crate::config::{Approval, McpMode};
     use crate::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
     use crate::secret::Secret;
 
@@ -477,6 +477,8 @@ mod tests {
             auth,
             allowed_tools: allowed.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
             require_approval: Approval::Never,
+            mode: McpMode::Direct,
+            service: None,
         }
     }
 

@@ -295,6 +295,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+    use crate::config::McpMode;
     use crate::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
 
     fn server(url: &str, auth: McpAuth, allowed: Option<&[&str]>, approval: Approval) -> McpServer {
@@ -303,6 +304,8 @@ mod tests {
             auth,
             allowed_tools: allowed.map(|a| a.iter().map(|s| (*s).to_owned()).collect()),
             require_approval: approval,
+            mode: McpMode::Direct,
+            service: None,
         }
     }
 
