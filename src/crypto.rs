@@ -10,12 +10,15 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
 
 const ENVELOPE_PREFIX: &str = "v1:";
+/// HKDF salt for subkeys of `MASTER_KEY` (a fixed, public domain separator).
+const SUBKEY_SALT: &[u8] = b"mcpgate/subkey/v1";
 const NONCE_LEN: usize = 12;
 
 /// Why a crypto operation failed. Carries no key or plaintext material.
@@ -32,7 +35,8 @@ pub enum CryptoError {
 /// Most envelopes [`MasterKey::open`] remembers (the cache is emptied when full).
 const OPEN_CACHE_MAX: usize = 1024;
 
-/// The AES-256-GCM key derived from `MASTER_KEY`. Not printable.
+/// The AES-256-GCM key derived from `MASTER_KEY`, and an HKDF-SHA256
+/// extractor over it for purpose-bound subkeys. Not printable.
 ///
 /// It remembers what it opened, keyed by (associated data, envelope): an
 /// envelope carries a random nonce, so it names exactly one sealed value and
@@ -42,6 +46,7 @@ const OPEN_CACHE_MAX: usize = 1024;
 pub struct MasterKey {
     cipher: Aes256Gcm,
     opened: std::cell::RefCell<std::collections::HashMap<(String, String), Secret>>,
+    hkdf: Hkdf<Sha256>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -61,7 +66,19 @@ impl MasterKey {
             return Err(CryptoError::BadMasterKey);
         }
         let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| CryptoError::BadMasterKey)?;
-        Ok(Self { cipher, opened: std::cell::RefCell::new(std::collections::HashMap::new()) })
+        let hkdf = Hkdf::<Sha256>::new(Some(SUBKEY_SALT), &bytes);
+        Ok(Self { cipher, opened: std::cell::RefCell::new(std::collections::HashMap::new()), hkdf })
+    }
+
+    /// A 256-bit subkey for one purpose (HKDF-SHA256, RFC 5869; `info`
+    /// names the purpose). Different `info`, or another `MASTER_KEY`, gives
+    /// an unrelated key, so rotating `MASTER_KEY` retires every subkey.
+    #[must_use]
+    pub fn subkey(&self, info: &[u8]) -> [u8; 32] {
+        let mut okm = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's 8160-byte output limit: expand cannot fail.
+        let _ = self.hkdf.expand(info, &mut okm);
+        okm
     }
 
     /// Seals with a fresh random nonce.
@@ -245,6 +262,15 @@ mod tests {
         assert!(MasterKey::from_base64(&STANDARD.encode([1u8; 31])).is_err());
         assert!(MasterKey::from_base64("not base64!").is_err());
         assert!(format!("{:?}", key()).contains("redacted"));
+    }
+
+    #[test]
+    fn subkeys_depend_on_purpose_and_master_key() {
+        let k = key();
+        assert_eq!(k.subkey(b"a"), k.subkey(b"a"));
+        assert_ne!(k.subkey(b"a"), k.subkey(b"b"));
+        let other = MasterKey::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
+        assert_ne!(k.subkey(b"a"), other.subkey(b"a"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod kv_schema;
 pub mod log;
 pub mod oauth;
 pub mod providers;
+pub mod relay;
 pub mod route;
 pub mod scrub;
 pub mod secret;

@@ -1,0 +1,3 @@
+//! The MCP relay (README: "MCP relay").
+
+pub mod token;
