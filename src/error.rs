@@ -15,6 +15,9 @@ use crate::providers::Provider;
 pub enum GatewayError {
     /// Missing or unknown gateway key (or admin token).
     Unauthenticated { message: String },
+    /// MCP relay: missing, malformed, expired, forged or misaddressed
+    /// capability token (401 with `WWW-Authenticate: Bearer`).
+    InvalidCapability { message: &'static str, missing: bool },
     /// Malformed body, wrong field types, unknown MCP server, client-owned credentials.
     BadRequest { message: String, param: Option<String> },
     /// Body over `MAX_BODY_BYTES`.
@@ -58,6 +61,8 @@ pub struct Wire {
 pub enum Shape {
     OpenAi,
     Anthropic,
+    /// The MCP relay: a JSON-RPC error response with `id: null`.
+    JsonRpc,
 }
 
 impl From<Provider> for Shape {
@@ -89,6 +94,9 @@ impl GatewayError {
             Self::Unauthenticated { .. } => {
                 (401, "invalid_request_error", Some("invalid_api_key"), "authentication_error", Some(false))
             }
+            Self::InvalidCapability { .. } => {
+                (401, "invalid_request_error", Some("invalid_token"), "authentication_error", Some(false))
+            }
             Self::BadRequest { .. } => (400, "invalid_request_error", None, "invalid_request_error", Some(false)),
             Self::PayloadTooLarge { .. } => (413, "invalid_request_error", None, "request_too_large", Some(false)),
             Self::NoProviderKey(_) => (403, "permission_error", None, "permission_error", Some(false)),
@@ -117,6 +125,7 @@ impl GatewayError {
     pub const fn class(&self) -> &'static str {
         match self {
             Self::Unauthenticated { .. } => "unauthenticated",
+            Self::InvalidCapability { .. } => "invalid_capability_token",
             Self::BadRequest { .. } => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::NoProviderKey(_) => "no_provider_key",
@@ -138,6 +147,7 @@ impl GatewayError {
             Self::Unauthenticated { message } | Self::BadRequest { message, .. } | Self::NotFound { message } => {
                 message.clone()
             }
+            Self::InvalidCapability { message, .. } => (*message).to_string(),
             Self::PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }
@@ -174,6 +184,14 @@ impl GatewayError {
         match self {
             Self::MethodNotAllowed { allowed } => vec![("allow", (*allowed).to_string())],
             Self::RateLimited { retry_after_s } => vec![("retry-after", retry_after_s.to_string())],
+            // RFC 6750 §3: no error attribute when the request had no token.
+            Self::InvalidCapability { missing: true, .. } => {
+                vec![("www-authenticate", "Bearer realm=\"mcpgate\"".to_string())]
+            }
+            Self::InvalidCapability { message, missing: false } => vec![(
+                "www-authenticate",
+                format!("Bearer realm=\"mcpgate\", error=\"invalid_token\", error_description=\"{message}\""),
+            )],
             _ => Vec::new(),
         }
     }
@@ -196,6 +214,16 @@ impl GatewayError {
                 r#type: "error",
                 error: AnthropicError { r#type: wire.anthropic_type, message: &message },
             }),
+            Shape::JsonRpc => serde_json::to_vec(&serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    // JSON-RPC "invalid request" for the caller's faults, "server error" otherwise.
+                    "code": if matches!(wire.status, 400 | 413) { -32600 } else { -32000 },
+                    "message": message,
+                    "data": {"status": wire.status, "type": wire.openai_code.unwrap_or(wire.openai_type)},
+                },
+            })),
         };
         value.unwrap_or_else(|_| {
             br#"{"error":{"message":"internal error","type":"api_error","param":null,"code":null}}"#.to_vec()
@@ -247,6 +275,7 @@ mod tests {
     fn all() -> Vec<GatewayError> {
         vec![
             GatewayError::Unauthenticated { message: "m".into() },
+            GatewayError::InvalidCapability { message: "The capability token has expired.", missing: false },
             GatewayError::bad_param("tools[0]", "bad"),
             GatewayError::PayloadTooLarge { limit: 10 },
             GatewayError::NoProviderKey(Provider::Anthropic),
@@ -273,6 +302,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
+                (401, "invalid_request_error", "authentication_error"),
                 (401, "invalid_request_error", "authentication_error"),
                 (400, "invalid_request_error", "invalid_request_error"),
                 (413, "invalid_request_error", "request_too_large"),
@@ -322,6 +352,22 @@ mod tests {
             serde_json::from_slice(&GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "request_too_large");
+    }
+
+    #[test]
+    fn json_rpc_shape_and_bearer_challenge() {
+        let e = GatewayError::InvalidCapability { message: "The capability token has expired.", missing: false };
+        let v: Value = serde_json::from_slice(&e.body(Shape::JsonRpc)).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert!(v["id"].is_null());
+        assert_eq!(v["error"]["code"], -32000);
+        assert_eq!(v["error"]["data"]["type"], "invalid_token");
+        let challenge = e.headers().into_iter().find(|(k, _)| *k == "www-authenticate").unwrap().1;
+        assert!(challenge.starts_with("Bearer realm=\"mcpgate\", error=\"invalid_token\""), "{challenge}");
+        let missing = GatewayError::InvalidCapability { message: "m", missing: true };
+        assert!(missing.headers().contains(&("www-authenticate", "Bearer realm=\"mcpgate\"".to_string())));
+        let v: Value = serde_json::from_slice(&GatewayError::bad_request("x").body(Shape::JsonRpc)).unwrap();
+        assert_eq!(v["error"]["code"], -32600);
     }
 
     #[test]

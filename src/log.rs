@@ -36,6 +36,29 @@ pub struct RequestLog {
     pub mcp_tool_calls: Option<u64>,
     /// `completed`, `client_cancelled`, `upstream_reset`, `upstream_stalled`.
     pub outcome: &'static str,
+    /// The MCP relay's part (route `relay`): one line per relayed MCP call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayLog>,
+}
+
+/// What the relay did with one MCP request. Names and ids only.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RelayLog {
+    pub server: String,
+    /// JSON-RPC method of a POST (`tools/call`, `batch`, …); `None` for GET/DELETE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// `forwarded`, `tool_denied`, `header_mismatch`, `parse_error`,
+    /// `invalid_request` or `token_rejected`.
+    pub decision: &'static str,
+    /// Why a token was refused (`token_expired`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_error: Option<&'static str>,
+    /// The capability token's random id (not the token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
 }
 
 impl RequestLog {
@@ -69,6 +92,7 @@ mod tests {
             output_tokens: Some(2),
             mcp_tool_calls: Some(0),
             outcome: "completed",
+            relay: None,
         };
         let v: serde_json::Value = serde_json::from_str(&log.to_line()).unwrap();
         for k in [

@@ -77,6 +77,12 @@ pub enum Route {
     },
     /// `GET /oauth/callback`: the authorization server's redirect (public).
     OAuthCallback,
+    /// `/mcp/{tenant}/{server}`: the MCP relay (GET, POST, DELETE).
+    Relay {
+        tenant: String,
+        server: String,
+        method: Method,
+    },
 }
 
 /// The error shape of a path, for errors raised before or during routing.
@@ -84,6 +90,8 @@ pub enum Route {
 pub fn shape_of(path: &str) -> Shape {
     if path == "/anthropic" || path.starts_with("/anthropic/") {
         Shape::Anthropic
+    } else if path.starts_with("/mcp/") {
+        Shape::JsonRpc
     } else {
         Shape::OpenAi
     }
@@ -140,7 +148,25 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
         return classify_admin(m, rest);
     }
+    if let Some(rest) = path.strip_prefix("/mcp/") {
+        return classify_relay(m, rest);
+    }
     Err(GatewayError::not_found())
+}
+
+fn classify_relay(m: Method, rest: &str) -> Result<Route, GatewayError> {
+    let Some((tenant, server)) = rest.split_once('/') else {
+        return Err(GatewayError::not_found());
+    };
+    if !is_valid_name(tenant) || !is_valid_name(server) {
+        return Err(GatewayError::not_found());
+    }
+    match m {
+        Method::Get | Method::Post | Method::Delete => {
+            Ok(Route::Relay { tenant: tenant.to_string(), server: server.to_string(), method: m })
+        }
+        Method::Put | Method::Other => Err(GatewayError::MethodNotAllowed { allowed: "GET, POST, DELETE" }),
+    }
 }
 
 fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
@@ -350,6 +376,24 @@ mod tests {
         assert_eq!(query_param("https://gw/x?bad=%zz&ok=1", "bad"), None);
         assert_eq!(query_param("https://gw/x?t=%2", "t"), None);
         assert_eq!(query_param("https://gw/x", "t"), None);
+    }
+
+    #[test]
+    fn relay_routes() {
+        assert_eq!(
+            classify("POST", "/mcp/acme/crm").unwrap(),
+            Route::Relay { tenant: "acme".into(), server: "crm".into(), method: Method::Post }
+        );
+        assert!(matches!(classify("GET", "/mcp/acme/crm").unwrap(), Route::Relay { method: Method::Get, .. }));
+        assert!(matches!(classify("DELETE", "/mcp/a/b").unwrap(), Route::Relay { method: Method::Delete, .. }));
+        assert_eq!(status("PUT", "/mcp/acme/crm"), 405);
+        assert_eq!(status("OPTIONS", "/mcp/acme/crm"), 405);
+        for p in
+            ["/mcp/", "/mcp/acme", "/mcp/acme/", "/mcp/acme/crm/x", "/mcp/a%20b/crm", "/mcp/acme/../crm", "/mcp//crm"]
+        {
+            assert_eq!(status("POST", p), 404, "{p}");
+        }
+        assert_eq!(shape_of("/mcp/acme/crm"), Shape::JsonRpc);
     }
 
     #[test]

@@ -336,7 +336,7 @@ fn is_reserved_header(name: &str) -> bool {
 /// punycode), no userinfo and no fragment; loopback `http://` only when
 /// `allow_insecure_urls`. Behind a service binding the URL never crosses the
 /// internet, so `http://` to any host is accepted. The URL is stored exactly as given.
-pub(super) fn check_url(raw: &str, path: &str, opts: ParseOptions, via_service: bool) -> Result<String, GatewayError> {
+pub(crate) fn check_url(raw: &str, path: &str, opts: ParseOptions, via_service: bool) -> Result<String, GatewayError> {
     if raw.len() > 2048 {
         return Err(invalid(path, "must be at most 2048 characters"));
     }
