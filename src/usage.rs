@@ -25,6 +25,10 @@ pub struct Usage {
     /// MCP tool calls per server label.
     #[serde(default)]
     pub mcp_calls: BTreeMap<String, u64>,
+    /// `tools/call` requests the MCP relay forwarded, per server (a relayed
+    /// call also shows in `mcp_calls` when the provider reports it).
+    #[serde(default)]
+    pub relay_calls: BTreeMap<String, u64>,
 }
 
 impl Usage {
@@ -35,6 +39,9 @@ impl Usage {
         self.output_tokens += other.output_tokens;
         for (k, v) in &other.mcp_calls {
             *self.mcp_calls.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.relay_calls {
+            *self.relay_calls.entry(k.clone()).or_default() += v;
         }
     }
 }
@@ -456,9 +463,14 @@ mod tests {
 
     #[test]
     fn add_merges() {
-        let mut a =
-            Usage { requests: 1, input_tokens: 2, output_tokens: 3, mcp_calls: BTreeMap::from([("x".into(), 1)]) };
+        let mut a = Usage {
+            requests: 1,
+            input_tokens: 2,
+            output_tokens: 3,
+            mcp_calls: BTreeMap::from([("x".into(), 1)]),
+            relay_calls: BTreeMap::from([("r".into(), 1)]),
+        };
         a.add(&a.clone());
-        assert_eq!((a.requests, a.input_tokens, a.mcp_calls["x"]), (2, 4, 2));
+        assert_eq!((a.requests, a.input_tokens, a.mcp_calls["x"], a.relay_calls["r"]), (2, 4, 2, 2));
     }
 }

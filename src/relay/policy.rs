@@ -63,6 +63,8 @@ pub struct PostSummary {
     pub tool: Option<String>,
     /// Some message is a `tools/list` request.
     pub lists_tools: bool,
+    /// How many messages are `tools/call` requests (for metering).
+    pub tool_calls: u64,
 }
 
 /// The relay's decision on a POST body.
@@ -141,6 +143,7 @@ pub fn inspect_post(
         method: if batch { Some("batch".into()) } else { method_of(messages[0]) },
         tool: None,
         lists_tools: messages.iter().any(|m| method_of(m).as_deref() == Some(TOOLS_LIST)),
+        tool_calls: messages.iter().filter(|m| method_of(m).as_deref() == Some(TOOLS_CALL)).count() as u64,
     };
 
     if !batch {
@@ -316,7 +319,8 @@ mod tests {
             PostDecision::Forward(PostSummary {
                 method: Some("tools/call".into()),
                 tool: Some("search".into()),
-                lists_tools: false
+                lists_tools: false,
+                tool_calls: 1,
             })
         );
         let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;

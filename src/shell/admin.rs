@@ -89,7 +89,7 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
                 .map(|(date, u)| {
                     total.add(&u);
                     json!({"date": date, "requests": u.requests, "input_tokens": u.input_tokens,
-                           "output_tokens": u.output_tokens, "mcp_calls": u.mcp_calls})
+                           "output_tokens": u.output_tokens, "mcp_calls": u.mcp_calls, "relay_calls": u.relay_calls})
                 })
                 .collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))

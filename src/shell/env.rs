@@ -75,7 +75,12 @@ pub fn usage_flush_ms(env: &Env) -> Option<u64> {
 pub const OAUTH_BINDING: &str = "OAUTH_TOKENS";
 
 /// `PUBLIC_BASE_URL`: the gateway's public origin, for the OAuth redirect URI
-/// (default: the origin of the admin request that creates the link).
+/// and the MCP relay's URLs (default: the origin of the request at hand).
 pub fn public_base_url(env: &Env) -> Option<String> {
     text(env, "PUBLIC_BASE_URL").map(|u| u.trim().trim_end_matches('/').to_string())
+}
+
+/// `RELAY_TOKEN_TTL_SECONDS`: lifetime of relay capability tokens (default 600).
+pub fn relay_ttl_secs(env: &Env) -> u64 {
+    crate::relay::ttl_secs(text(env, "RELAY_TOKEN_TTL_SECONDS").as_deref())
 }

@@ -130,6 +130,11 @@ async fn dispatch(
             log.route = "oauth.callback".into();
             super::oauth::callback(&req, env).await.map(Handled::Plain)
         }
+        Route::Relay { tenant, server, method } => {
+            log.route = "relay".into();
+            log.tenant = Some(tenant.clone());
+            super::relay::handle(req, env, ctx, &tenant, &server, method, log).await.map(Handled::Plain)
+        }
     }
 }
 
@@ -184,6 +189,12 @@ async fn proxy(
         rewrite.is_some(),
     )
     .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
+    // Relay-mode servers: the provider gets the relay URL and a capability token
+    // (the relay resolves their credentials, OAuth included, when it is used).
+    let mut relayed = match rewrite {
+        Some(_) => super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &tenant.mcp, &master)?,
+        None => None,
+    };
     let provider_key = match provider {
         Provider::OpenAi => tenant.openai_key.as_ref(),
         Provider::Anthropic => tenant.anthropic_key.as_ref(),
@@ -199,15 +210,20 @@ async fn proxy(
                 .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
                 .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
             log.bytes_in = bytes.len() as u64;
-            super::oauth::resolve_tokens(env, &master, &record, kind, &bytes, &mut tenant.mcp).await?;
+            let mcp = match relayed.as_mut() {
+                Some(p) => p,
+                None => &mut tenant.mcp,
+            };
+            super::oauth::resolve_tokens(env, &master, &record, kind, &bytes, mcp).await?;
+            let mcp = &*mcp;
             let rewritten = match kind {
                 Rewrite::Responses => {
-                    let r = openai::rewrite_responses(&bytes, &tenant.mcp)?;
+                    let r = openai::rewrite_responses(&bytes, mcp)?;
                     injected = r.injected;
                     r.body
                 }
                 Rewrite::Messages => {
-                    let r = anthropic::rewrite_messages(&bytes, get(&client_headers, "anthropic-beta"), &tenant.mcp)?;
+                    let r = anthropic::rewrite_messages(&bytes, get(&client_headers, "anthropic-beta"), mcp)?;
                     beta = r.beta;
                     injected = r.injected;
                     r.body
@@ -221,6 +237,7 @@ async fn proxy(
         },
     };
     log.mcp_servers.clone_from(&injected);
+    let mcp = relayed.as_ref().unwrap_or(&tenant.mcp);
 
     let raw_url = req.inner().url();
     let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
@@ -245,7 +262,7 @@ async fn proxy(
     let sse = SseKind::of(provider, upstream_path, get(&up_headers, "content-type"));
     let secrets: Vec<&str> = injected
         .iter()
-        .filter_map(|name| tenant.mcp.servers.get(name))
+        .filter_map(|name| mcp.servers.get(name))
         .flat_map(|s| match &s.auth {
             McpAuth::None | McpAuth::OAuth2(_) => Vec::new(),
             McpAuth::Bearer(t) => vec![t.expose()],

@@ -11,6 +11,7 @@ mod oauth;
 mod oauth_discovery;
 mod oauth_http;
 mod oauth_object;
+mod relay;
 mod stream;
 mod upstream;
 

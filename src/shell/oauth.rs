@@ -111,25 +111,39 @@ pub async fn resolve_servers(
     if labels.is_empty() {
         return Ok(());
     }
-    let (tenant, stored) = (record.tenant_id.as_str(), &record.tenant);
-    let store = kv::store(env)?;
     for label in &labels {
-        let Some(cred) = credential_ref(tenant, label, stored) else { continue };
-        let s = Sealer { key: master, tenant, server: label, credential_id: &cred.auth.credential_id };
-        let key = kv_schema::oauth_token_key(tenant, label, &cred.auth.credential_id);
-        let cached: Option<AccessTokenRecord> = kv::get_json(&store, &key).await.ok().flatten();
-        let token = match cached.and_then(|r| AccessToken::from_record(&r, &s, now_ms())) {
-            Some(t) => t.token,
-            None => match call_for(env, &cred, &Call::Token { cred: cred.clone() }).await? {
-                Reply::Token { access_token, .. } => Secret::new(access_token),
-                other => return Err(reply_error(label, other)),
-            },
-        };
-        if let Some(server) = policy.servers.get_mut(label) {
-            server.auth = McpAuth::Bearer(token);
+        if let Some(token) = access_token(env, master, &record.tenant_id, &record.tenant, label).await? {
+            if let Some(server) = policy.servers.get_mut(label) {
+                server.auth = McpAuth::Bearer(token);
+            }
         }
     }
     Ok(())
+}
+
+/// The access token of one `oauth2` server (`None` if it is not one): the KV
+/// cache first, the credential's Durable Object when the cached token is
+/// missing or within the safety margin. Also used by the MCP relay.
+pub async fn access_token(
+    env: &Env,
+    master: &MasterKey,
+    tenant: &str,
+    stored: &StoredTenant,
+    label: &str,
+) -> Result<Option<Secret>, GatewayError> {
+    let Some(cred) = credential_ref(tenant, label, stored) else { return Ok(None) };
+    let store = kv::store(env)?;
+    let s = Sealer { key: master, tenant, server: label, credential_id: &cred.auth.credential_id };
+    let key = kv_schema::oauth_token_key(tenant, label, &cred.auth.credential_id);
+    let cached: Option<AccessTokenRecord> = kv::get_json(&store, &key).await.ok().flatten();
+    let token = match cached.and_then(|r| AccessToken::from_record(&r, &s, now_ms())) {
+        Some(t) => t.token,
+        None => match call_for(env, &cred, &Call::Token { cred: cred.clone() }).await? {
+            Reply::Token { access_token, .. } => Secret::new(access_token),
+            other => return Err(reply_error(label, other)),
+        },
+    };
+    Ok(Some(token))
 }
 
 fn json(status: u16, body: &serde_json::Value) -> Response {

@@ -1,0 +1,261 @@
+//! The MCP relay's I/O (README: "MCP relay"): the `/mcp/{tenant}/{server}`
+//! endpoint, and the minting of capability tokens on the provider path.
+//! Decisions live in `crate::relay`; this file reads, fetches and streams.
+//!
+//! Order at the endpoint: token (no KV read for a bad one) → tenant record
+//! (one KV read) → policy check of the POST body → the MCP server, by URL or
+//! through a service binding → its answer, streamed back (SSE filtered
+//! event by event when tools are restricted). Never logs a token or credential.
+
+use futures_util::future::{select, Either};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsValue;
+use web_sys::ReadableStream;
+use worker::{
+    AbortController, Context, Delay, Env, Fetch, Request, RequestInit, RequestRedirect, Response, ResponseBody,
+    ResponseBuilder,
+};
+
+use super::{env, header_pairs, kv, meter};
+use crate::config::{McpAuth, McpMode, McpPolicy};
+use crate::crypto::MasterKey;
+use crate::error::GatewayError;
+use crate::headers::get;
+use crate::kv_schema::{self, TenantRecord};
+use crate::log::{RelayLog, RequestLog};
+use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
+use crate::relay::policy::{filter_json_body, filter_sse_event, inspect_post, PostDecision, ToolPolicy};
+use crate::relay::token::{TokenError, TokenKey};
+use crate::relay::{public_base_url, relay_policy, Minter};
+use crate::route::Method;
+use crate::usage::Usage;
+
+const DEFAULT_TIMEOUT_MS: u64 = 600_000;
+
+#[wasm_bindgen(module = "/src/shell/relay_filter.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = filterSse)]
+    fn filter_sse(body: &ReadableStream, filter: JsValue) -> ReadableStream;
+}
+
+/// The tool filter as a JS object for `relay_filter.js`; one SSE event in,
+/// the filtered event out (`undefined` when unchanged).
+#[wasm_bindgen]
+pub struct SseToolFilter {
+    policy: ToolPolicy,
+}
+
+#[wasm_bindgen]
+impl SseToolFilter {
+    pub fn event(&self, event: &[u8]) -> Option<Vec<u8>> {
+        filter_sse_event(event, &self.policy)
+    }
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn now_secs() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// The provider path's policy with relay servers pointed at the relay and
+/// given fresh capability tokens; `None` when the tenant relays nothing.
+pub fn provider_policy(
+    env: &Env,
+    request_url: &str,
+    tenant_id: &str,
+    policy: &McpPolicy,
+    master: &MasterKey,
+) -> Result<Option<McpPolicy>, GatewayError> {
+    if !policy.servers.values().any(|s| s.mode == McpMode::Relay) {
+        return Ok(None);
+    }
+    let insecure = env::parse_options(env).allow_insecure_urls;
+    let base = public_base_url(env::public_base_url(env).as_deref(), request_url, insecure)
+        .map_err(|_| super::internal("PUBLIC_BASE_URL is not a usable https:// URL"))?;
+    let key = TokenKey::from_master(master);
+    let minter =
+        Minter { key: &key, tenant: tenant_id, base_url: &base, now: now_secs(), ttl: env::relay_ttl_secs(env) };
+    relay_policy(policy, &minter, &mut || crate::crypto::random_bytes::<16>().ok())
+        .map_err(|_| super::internal("random source failed"))
+}
+
+fn not_relayed(server: &str) -> GatewayError {
+    GatewayError::NotFound { message: format!("MCP server '{server}' is not relayed by this gateway.") }
+}
+
+fn json_answer(status: u16, body: Vec<u8>) -> Response {
+    build(status, &[("content-type".to_string(), "application/json".to_string())]).fixed(body)
+}
+
+/// Handles `/mcp/{tenant}/{server}`. Forwarded `tools/call`s are counted in
+/// the tenant's usage (`relay_calls`, per server); relay requests are not
+/// subject to the tenant's provider rate limit (they are the provider's
+/// calls on behalf of a request that was already admitted).
+pub async fn handle(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    tenant: &str,
+    server: &str,
+    method: Method,
+    log: &mut RequestLog,
+) -> Result<Response, GatewayError> {
+    let client = header_pairs(req.headers());
+    let mut rlog = RelayLog { server: server.to_string(), decision: "token_rejected", ..RelayLog::default() };
+    log.mcp_servers = vec![server.to_string()];
+
+    let master = env::master_key(env)?;
+    let verified = TokenKey::from_master(&master).verify(capability_token(&client), tenant, server, now_secs());
+    let cap = match verified {
+        Ok(cap) => cap,
+        Err(e) => {
+            rlog.token_error = Some(e.class());
+            log.relay = Some(rlog);
+            return Err(GatewayError::InvalidCapability { message: e.message(), missing: e == TokenError::Missing });
+        }
+    };
+    rlog.token_id = Some(cap.id.clone());
+    rlog.decision = "forwarded";
+    log.relay = Some(rlog.clone());
+
+    let store = kv::store(env)?;
+    let record: TenantRecord =
+        kv::get_json(&store, &kv_schema::tenant_key(tenant)).await?.ok_or_else(|| not_relayed(server))?;
+    let stored = record.tenant.mcp_servers.get(server).filter(|s| s.mode() == McpMode::Relay);
+    let stored = stored.ok_or_else(|| not_relayed(server))?;
+    let mut target = kv_schema::open_server(&master, tenant, server, stored)
+        .map_err(|_| super::internal("an MCP credential failed to decrypt; check MASTER_KEY"))?;
+    if let McpAuth::OAuth2(_) = target.auth {
+        // A fresh access token; 424/502 (JSON-RPC shaped) when it cannot be had.
+        let token = super::oauth::access_token(env, &master, tenant, &record.tenant, server).await?;
+        target.auth = token.map_or(McpAuth::None, McpAuth::Bearer);
+    }
+    let policy = ToolPolicy::new(cap.tools.as_deref(), target.allowed_tools.as_deref());
+
+    let mut lists_tools = false;
+    let mut tool_calls = 0;
+    let body = if method == Method::Post {
+        let max = env::max_body_bytes(env);
+        if get(&client, "content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > max) {
+            return Err(GatewayError::PayloadTooLarge { limit: max });
+        }
+        let bytes = super::stream::read_limited(req.inner().body(), max)
+            .await
+            .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
+            .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
+        log.bytes_in = bytes.len() as u64;
+        let decision = inspect_post(&bytes, get(&client, "mcp-method"), get(&client, "mcp-name"), &policy, server);
+        match decision {
+            PostDecision::Forward(summary) => {
+                lists_tools = summary.lists_tools;
+                tool_calls = summary.tool_calls;
+                rlog.mcp_method = summary.method;
+                rlog.tool = summary.tool;
+                log.relay = Some(rlog.clone());
+                Some(bytes)
+            }
+            PostDecision::Answer { status, body, summary, reason } => {
+                rlog.mcp_method = summary.method;
+                rlog.tool = summary.tool;
+                rlog.decision = reason;
+                log.relay = Some(rlog);
+                log.bytes_out = body.len() as u64;
+                return Ok(json_answer(status, body));
+            }
+        }
+    } else {
+        None
+    };
+
+    let what = format!("MCP server '{server}'");
+    let headers = upstream_headers(&client, credential_headers(&target.auth));
+    let timeout_ms = env::upstream_timeout_ms(env).unwrap_or(DEFAULT_TIMEOUT_MS);
+    let upstream = send(env, &target.url, target.service.as_deref(), method, headers, body, timeout_ms, &what).await?;
+
+    let status = upstream.status_code();
+    log.upstream_status = Some(status);
+    if tool_calls > 0 {
+        let usage = Usage { relay_calls: [(server.to_string(), tool_calls)].into(), ..Usage::default() };
+        meter::add(ctx, env, tenant, &usage);
+    }
+    if matches!(status, 401 | 403) {
+        log.error_class = Some("mcp_server_rejected_credential");
+    }
+    let up_headers = header_pairs(upstream.headers());
+    let out_headers = downstream_headers(&up_headers);
+    let content_type = get(&up_headers, "content-type").unwrap_or("").trim_start().to_ascii_lowercase();
+    let restricted = policy.is_restricted();
+    let mut upstream = upstream;
+    if restricted && lists_tools && content_type.starts_with("application/json") {
+        let bytes = upstream.bytes().await.map_err(|_| GatewayError::UpstreamUnreachable { what: what.clone() })?;
+        let filtered = filter_json_body(&bytes, &policy).unwrap_or(bytes);
+        log.bytes_out = filtered.len() as u64;
+        return Ok(build(status, &out_headers).fixed(filtered));
+    }
+    let (_, body) = upstream.into_parts();
+    Ok(match body {
+        ResponseBody::Stream(s) if restricted && content_type.starts_with("text/event-stream") => {
+            let filter = JsValue::from(SseToolFilter { policy });
+            build(status, &out_headers).stream(filter_sse(&s, filter))
+        }
+        ResponseBody::Stream(s) => build(status, &out_headers).stream(s),
+        ResponseBody::Body(b) => build(status, &out_headers).fixed(b),
+        ResponseBody::Empty => build(status, &out_headers).empty(),
+    })
+}
+
+fn build(status: u16, headers: &[(String, String)]) -> ResponseBuilder {
+    ResponseBuilder::new().with_status(status).with_headers(super::new_headers(headers).unwrap_or_default())
+}
+
+/// Sends the request to the MCP server, by URL or through a service binding;
+/// 502 if it cannot be reached, 504 if it sends no headers in time.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    env: &Env,
+    url: &str,
+    service: Option<&str>,
+    method: Method,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    timeout_ms: u64,
+    what: &str,
+) -> Result<Response, GatewayError> {
+    let verb = match method {
+        Method::Post => worker::Method::Post,
+        Method::Delete => worker::Method::Delete,
+        Method::Get | Method::Put | Method::Other => worker::Method::Get,
+    };
+    let mut init = RequestInit::new();
+    init.with_method(verb).with_headers(super::upstream::to_headers(&headers)?).with_redirect(RequestRedirect::Manual);
+    if let Some(b) = body {
+        init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(b.as_slice()))));
+    }
+    let request =
+        Request::new_with_init(url, &init).map_err(|_| super::internal("building the MCP server request failed"))?;
+    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(timeout_ms)));
+    let unreachable = || GatewayError::UpstreamUnreachable { what: what.to_string() };
+    let timed_out = || GatewayError::UpstreamTimeout { what: what.to_string() };
+    if let Some(binding) = service {
+        let fetcher =
+            env.service(binding).map_err(|_| super::internal("an MCP server's service binding is missing"))?;
+        let sending = std::pin::pin!(fetcher.fetch_request(request));
+        return match select(sending, timer).await {
+            Either::Left((Ok(resp), _)) => Ok(resp),
+            Either::Left((Err(_), _)) => Err(unreachable()),
+            Either::Right(((), _)) => Err(timed_out()),
+        };
+    }
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = std::pin::pin!(fetch.send_with_signal(&signal));
+    match select(sending, timer).await {
+        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Err(_), _)) => Err(unreachable()),
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err(timed_out())
+        }
+    }
+}
