@@ -152,15 +152,63 @@ export async function assertNoSecretsSeen() {
 // ---------------------------------------------------------------------------
 // The gateway
 
+/** Sets `main` to an absolute path and drops `[build]` (the build already ran). */
+function relocatedConfig(configPath) {
+  const dir = path.dirname(configPath);
+  const out = [];
+  let inBuild = false;
+  for (const line of readFileSync(configPath, 'utf8').split('\n')) {
+    if (/^\s*\[/.test(line)) inBuild = /^\s*\[build\]\s*$/.test(line);
+    if (inBuild) continue;
+    const m = /^main\s*=\s*"([^"]+)"/.exec(line);
+    out.push(m ? `main = ${JSON.stringify(path.resolve(dir, m[1]))}` : line);
+  }
+  return out.join('\n');
+}
+
+/**
+ * Writes the configs for a gateway with auxiliary Workers bound to it as
+ * services (`wrangler dev -c gateway -c aux…`; wrangler runs them in one
+ * workerd, the aux Workers reachable only through their bindings). Returns
+ * the `-c` arguments.
+ * @param {string} root temp dir
+ * @param {{binding:string, dir:string, vars?:Record<string,string>}[]} services
+ */
+function serviceConfigs(root, services) {
+  let gateway = relocatedConfig(path.join(REPO_ROOT, 'wrangler.toml'));
+  const args = [];
+  const aux = [];
+  for (const [i, svc] of services.entries()) {
+    const auxPath = path.join(REPO_ROOT, svc.dir, 'wrangler.toml');
+    let text = relocatedConfig(auxPath);
+    const name = /^name\s*=\s*"([^"]+)"/m.exec(text)[1];
+    for (const [k, v] of Object.entries(svc.vars ?? {})) {
+      text = text.replace(new RegExp(`^${k}\\s*=.*$`, 'm'), `${k} = ${JSON.stringify(v)}`);
+    }
+    const file = path.join(root, `aux-${i}.toml`);
+    writeFileSync(file, text);
+    aux.push(file);
+    gateway += `\n[[services]]\nbinding = ${JSON.stringify(svc.binding)}\nservice = ${JSON.stringify(name)}\n`;
+  }
+  const main = path.join(root, 'gateway.toml');
+  writeFileSync(main, gateway);
+  args.push('-c', main);
+  for (const f of aux) args.push('-c', f);
+  return args;
+}
+
 /**
  * Starts `wrangler dev` with a fresh persist dir and waits for GET /healthz.
- * @param {{openaiBaseUrl:string, anthropicBaseUrl:string, vars?:Record<string,string>}} opts
+ * `services` adds auxiliary Workers bound to the gateway (see serviceConfigs);
+ * `port` fixes the port (e.g. to know PUBLIC_BASE_URL up front).
+ * @param {{openaiBaseUrl:string, anthropicBaseUrl:string, vars?:Record<string,string>,
+ *          services?:{binding:string, dir:string, vars?:Record<string,string>}[], port?:number}} opts
  */
-export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {} }) {
+export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {}, services = [], port: fixedPort }) {
   const root = mkdtempSync(path.join(os.tmpdir(), 'mcpgate-e2e-'));
   const persistDir = path.join(root, 'state');
   const logFile = path.join(root, 'gateway.log');
-  const port = await freePort();
+  const port = fixedPort ?? await freePort();
   const adminToken = newSecret('admin-token', 'adm_');
   const masterKey = randomBytes(32).toString('base64');
   SECRETS.set(masterKey, 'MASTER_KEY');
@@ -174,7 +222,8 @@ export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {} 
   };
   // Each gateway gets its own inspector port: wrangler's default (9229) collides when suites run side by side.
   const inspectorPort = await freePort();
-  const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistDir];
+  const args = ['wrangler', 'dev', ...(services.length ? serviceConfigs(root, services) : []),
+    '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistDir];
   for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
   const child = spawn('npx', args, {
     // MCPGATE_E2E_WORKER_DIR points the suite at another worker checkout (debugging only).

@@ -15,9 +15,20 @@
 // `echo_auth` tool (`startMcpServer({..., echoAuth: true})`), a deliberately
 // misbehaving tool that echoes the raw `Authorization` and `X-Api-Key` values
 // it received, plain and as JSON, so the scrubbing tests have a leak to catch.
+//
+// `transport` picks the server's shape (default 'json'):
+//   'json'            stateless, every answer one application/json body (POST only)
+//   'sse'             stateless, answers as text/event-stream
+//   'sessions'        Mcp-Session-Id sessions, SSE answers, a GET stream, DELETE ends a session
+//   'stateless-2026'  the stateless 2026-07-28 revision (no initialize, no sessions,
+//                     MCP-Protocol-Version/Mcp-Method/Mcp-Name checked against the body),
+//                     hand-written because the SDK does not speak it yet
+// Every transport but 'json' adds two tools: `ticks` (sends `count` log
+// notifications `gap_ms` apart, then answers) and `notify` (sessions: sends
+// notifications/tools/list_changed on the GET stream).
 
 import http from 'node:http';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
@@ -78,13 +89,15 @@ function credentialFingerprint(cred, auth) {
  * @param {{name: string, auth?: {type:'bearer', token?:string, tokens?:string[]}|{type:'headers', headers:Record<string,string>}|{type:'none'}|{type:'oauth', as: object, scope?: string}, path?: string, echoAuth?: boolean}} opts
  * @returns {Promise<{name:string, url:string, calls:object[], rejections:object[], toolCalls:(tool?:string)=>object[], reset:()=>void, close:()=>Promise<void>}>}
  */
-export async function startMcpServer({ name, auth = { type: 'none' }, path = '/mcp', echoAuth = false }) {
+export async function startMcpServer({ name, auth = { type: 'none' }, path = '/mcp', echoAuth = false, transport: kind = 'json' }) {
   const calls = [];
   const rejections = [];
   const history = []; // every accepted message and rejection; reset() leaves it alone
+  const requests = []; // every HTTP request that passed the credential check: {method, headers, time}
+  const sessions = new Map(); // 'sessions': session id -> {transport, server}
 
   function buildServer(ctx) {
-    const server = new McpServer({ name: `emu-${name}`, version: '1.0.0' });
+    const server = new McpServer({ name: `emu-${name}`, version: '1.0.0' }, kind === 'json' ? {} : { capabilities: { logging: {} } });
     server.registerTool('whoami', {
       title: 'Who am I',
       description: 'Tells which MCP server answered and a fingerprint of the credential used.',
@@ -132,7 +145,66 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
         return { content: [{ type: 'text', text }] };
       });
     }
+    if (kind !== 'json') {
+      server.registerTool('ticks', {
+        description: 'Sends `count` log notifications `gap_ms` apart, then answers.',
+        inputSchema: { count: z.number().optional(), gap_ms: z.number().optional() },
+      }, async ({ count = 3, gap_ms = 300 }, extra) => {
+        for (let i = 1; i <= count; i++) {
+          await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', data: `tick ${i}` } });
+          await new Promise((r) => setTimeout(r, gap_ms));
+        }
+        return { content: [{ type: 'text', text: JSON.stringify({ server: name, ticks: count }) }] };
+      });
+      server.registerTool('notify', {
+        description: 'Sends notifications/tools/list_changed on the standalone stream.',
+        inputSchema: {},
+      }, async () => {
+        server.sendToolListChanged();
+        return { content: [{ type: 'text', text: 'notified' }] };
+      });
+    }
     return server;
+  }
+
+  /** The stateless 2026-07-28 revision, by hand: JSON for lists, SSE for calls. */
+  async function handle2026(req, res, body, ctx) {
+    const send = (status, obj) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(obj));
+    };
+    if (req.method !== 'POST') return send(405, { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' }, id: null });
+    const id = body?.id ?? null;
+    const version = req.headers['mcp-protocol-version'];
+    const metaVersion = body?.params?._meta?.['io.modelcontextprotocol/protocolVersion'];
+    if (version !== '2026-07-28') return send(400, { jsonrpc: '2.0', id, error: { code: -32000, message: 'Unsupported protocol version', data: { supported: ['2026-07-28'] } } });
+    const mismatch = (m) => send(400, { jsonrpc: '2.0', id, error: { code: -32020, message: `Header mismatch: ${m}` } });
+    if (metaVersion !== version) return mismatch('MCP-Protocol-Version');
+    if (req.headers['mcp-method'] !== body.method) return mismatch('Mcp-Method');
+    const names = [...buildServerToolNames()];
+    if (body.method === 'server/discover') {
+      return send(200, { jsonrpc: '2.0', id, result: { supportedVersions: ['2026-07-28'], capabilities: { tools: {} }, serverInfo: { name: `emu-${name}`, version: '1.0.0' } } });
+    }
+    if (body.method === 'tools/list') {
+      return send(200, { jsonrpc: '2.0', id, result: { tools: names.map((n) => ({ name: n, inputSchema: { type: 'object' } })) } });
+    }
+    if (body.method === 'tools/call') {
+      const raw = req.headers['mcp-name'] ?? '';
+      const sentinel = /^=\?base64\?(.*)\?=$/.exec(raw);
+      const headerName = sentinel ? Buffer.from(sentinel[1], 'base64').toString('utf8') : raw;
+      if (headerName !== body.params?.name) return mismatch('Mcp-Name');
+      if (!names.includes(body.params.name)) return send(200, { jsonrpc: '2.0', id, error: { code: -32602, message: `Unknown tool: ${body.params.name}` } });
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+      res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'working' } })}\n\n`);
+      const result = { content: [{ type: 'text', text: JSON.stringify({ server: name, tool: body.params.name, credential_fingerprint: ctx.fingerprint, revision: '2026-07-28' }) }] };
+      res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result })}\n\n`);
+      return undefined;
+    }
+    return send(404, { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } });
+  }
+
+  function buildServerToolNames() {
+    return ['whoami', 'search', 'lookup', 'delete_everything', 'fail'];
   }
 
   const httpServer = http.createServer(async (req, res) => {
@@ -175,6 +247,18 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       res.end(JSON.stringify({ error: 'invalid_token', error_description: 'Missing or invalid credentials' }));
       return;
     }
+    requests.push({ time: Date.now(), method: req.method, headers });
+    if (kind === 'sessions' && req.method !== 'POST') {
+      const s = sessions.get(req.headers['mcp-session-id']);
+      if (!s) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+        return;
+      }
+      await s.transport.handleRequest(req, res);
+      if (req.method === 'DELETE') sessions.delete(req.headers['mcp-session-id']);
+      return;
+    }
     if (req.method !== 'POST') {
       // Stateless server: no standalone SSE stream, no sessions to delete.
       res.writeHead(405, { allow: 'POST', 'content-type': 'application/json' });
@@ -195,8 +279,39 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       history.push(call);
     }
     const ctx = { fingerprint: credentialFingerprint(cred, auth), headers };
+    if (kind === 'stateless-2026') {
+      await handle2026(req, res, body, ctx);
+      return;
+    }
+    if (kind === 'sessions') {
+      const sid = req.headers['mcp-session-id'];
+      let s = sid ? sessions.get(sid) : undefined;
+      if (sid && !s) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+        return;
+      }
+      if (!s) {
+        const server = buildServer(ctx);
+        const transport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => randomUUID(),
+          onsessioninitialized: (id) => sessions.set(id, s),
+        });
+        s = { server, transport };
+        await server.connect(transport);
+      }
+      try {
+        await s.transport.handleRequest(req, res, body);
+      } catch (e) {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: String(e?.message ?? e) }, id: null }));
+        }
+      }
+      return;
+    }
     const server = buildServer(ctx);
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: kind === 'json' });
     res.on('close', () => {
       transport.close().catch(() => {});
       server.close().catch(() => {});
@@ -225,6 +340,8 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
     calls,
     rejections,
     history,
+    requests,
+    sessions,
     /** The recorded tools/call messages, optionally only for one tool. */
     toolCalls(tool) {
       return calls.filter((c) => c.method === 'tools/call' && (tool === undefined || c.tool === tool));
@@ -232,8 +349,10 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
     reset() {
       calls.length = 0;
       rejections.length = 0;
+      requests.length = 0;
     },
     close() {
+      for (const s of sessions.values()) s.transport.close().catch(() => {});
       httpServer.closeAllConnections?.();
       return new Promise((resolve) => httpServer.close(() => resolve()));
     },
