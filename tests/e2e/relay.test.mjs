@@ -489,6 +489,23 @@ test('each relayed call is logged once, as JSON, with its decision and no secret
   assert.ok(lines.every((l) => !JSON.stringify(l).includes('mcr1.')), 'no token in the log');
 });
 
+test('forwarded tool calls are counted per tenant and server in the usage store', async () => {
+  // Usage is flushed from the isolate about once a second (USAGE_FLUSH_MS).
+  const day = new Date().toISOString().slice(0, 10);
+  let total;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await gw.admin('GET', `/admin/tenants/acme/usage?from=${day}&to=${day}`);
+    assert.equal(r.status, 200, r.text);
+    total = r.json.total;
+    if ((total.relay_calls?.crm ?? 0) > 0) break;
+  }
+  assert.ok(total.relay_calls.crm >= 5, JSON.stringify(total));
+  assert.ok(total.relay_calls.files >= 1 && total.relay_calls.private >= 1, JSON.stringify(total));
+  assert.equal(total.relay_calls.crm_direct, undefined, 'direct-mode calls never pass the relay');
+  assert.ok(total.mcp_calls.crm >= 1, 'the provider-reported calls are counted as before');
+});
+
 test('no real MCP credential reached a provider, a client or the logs', async () => {
   const real = new Map([...SECRETS].filter(([, l]) => / (token|header)$/.test(l) && !l.startsWith('admin')));
   assert.equal(real.size, 6);
