@@ -26,8 +26,9 @@ pub struct Usage {
     #[serde(default)]
     pub mcp_calls: BTreeMap<String, u64>,
     /// `tools/call` requests the MCP relay forwarded, per server (a relayed
-    /// call also shows in `mcp_calls` when the provider reports it).
-    #[serde(default)]
+    /// call also shows in `mcp_calls` when the provider reports it). Absent
+    /// from the JSON while empty, so tenants without relays see no change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub relay_calls: BTreeMap<String, u64>,
 }
 

@@ -88,8 +88,12 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
                 .into_iter()
                 .map(|(date, u)| {
                     total.add(&u);
-                    json!({"date": date, "requests": u.requests, "input_tokens": u.input_tokens,
-                           "output_tokens": u.output_tokens, "mcp_calls": u.mcp_calls, "relay_calls": u.relay_calls})
+                    let mut day = json!({"date": date, "requests": u.requests, "input_tokens": u.input_tokens,
+                           "output_tokens": u.output_tokens, "mcp_calls": u.mcp_calls});
+                    if !u.relay_calls.is_empty() {
+                        day["relay_calls"] = json!(u.relay_calls);
+                    }
+                    day
                 })
                 .collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))
