@@ -6,8 +6,9 @@
 //
 // Servers: crm (bearer, JSON answers), files (header credential, SSE
 // answers), sess (sessions: Mcp-Session-Id, GET stream, DELETE), modern (the
-// stateless 2026-07-28 revision), and private (a second Worker reachable
-// only through the gateway's PRIVATE_MCP service binding).
+// stateless 2026-07-28 revision), oauth (an oauth2 client-credentials
+// server: the relay fetches its access token), and private (a second Worker
+// reachable only through the gateway's PRIVATE_MCP service binding).
 
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
@@ -21,6 +22,7 @@ import {
 } from './harness.mjs';
 import { startProviders } from '../emulators/provider.mjs';
 import { startMcpServer, fingerprint } from '../emulators/mcp-server.mjs';
+import { startOAuthServer } from '../emulators/oauth-server.mjs';
 
 const TTL_SECONDS = 4;
 
@@ -34,6 +36,8 @@ let HA;
 let TS;
 let TM;
 let TP;
+let as;
+const issued = new Set();
 
 /** Mints a capability token exactly as the gateway does (HKDF-SHA256 subkey, HMAC-SHA256). */
 function mintToken(masterKeyB64, claims) {
@@ -100,6 +104,12 @@ before(async () => {
   srv.files = await startMcpServer({ name: 'files', auth: { type: 'headers', headers: { 'X-Api-Key': HA } }, transport: 'sse' });
   srv.sess = await startMcpServer({ name: 'sess', auth: { type: 'bearer', token: TS }, transport: 'sessions' });
   srv.modern = await startMcpServer({ name: 'modern', auth: { type: 'bearer', token: TM }, transport: 'stateless-2026' });
+  as = await startOAuthServer({ accessTtlSec: 3600, onIssue: (v, kind) => {
+    SECRETS.set(v, `oauth ${kind}`);
+    issued.add(v);
+  } });
+  srv.oauth = await startMcpServer({ name: 'oauth', auth: { type: 'oauth', as, scope: 'mcp:tools' } });
+  const oauthClient = as.addClient({ secret: true });
   const port = await freePort();
   gw = await startGateway({
     openaiBaseUrl: providers.openai.url,
@@ -129,6 +139,13 @@ before(async () => {
       sess: { url: srv.sess.url, mode: 'relay', auth: { type: 'bearer', token: TS }, allowed_tools: ['whoami', 'search', 'notify'] },
       modern: { url: srv.modern.url, mode: 'relay', auth: { type: 'bearer', token: TM }, allowed_tools: ['whoami', 'search'] },
       private: { url: 'http://private.internal/mcp', service: 'PRIVATE_MCP', auth: { type: 'bearer', token: TP }, allowed_tools: ['whoami', 'search'] },
+      oauth: {
+        url: srv.oauth.url, mode: 'relay', allowed_tools: ok,
+        auth: {
+          type: 'oauth2', grant: 'client_credentials', token_url: as.tokenUrl, client_id: oauthClient.client_id,
+          client_secret: oauthClient.client_secret, scope: 'mcp:tools', resource: srv.oauth.url,
+        },
+      },
     },
   });
   await gw.putTenant('globex', {
@@ -142,6 +159,7 @@ after(async () => {
   await gw?.stop();
   await providers?.close();
   await Promise.all(Object.values(srv).map((s) => s.close()));
+  await as?.close();
 });
 
 test('openai: a relayed tool call with a bearer credential', async () => {
@@ -151,6 +169,27 @@ test('openai: a relayed tool call with a bearer credential', async () => {
   const sent = providers.openai.requests.at(-1).json.tools[0];
   assert.equal(sent.server_url, relayUrl('acme', 'crm'));
   assert.match(sent.authorization, /^mcr1\./);
+});
+
+test('oauth2 credentials through the relay: a fresh access token at the relay, both providers', async () => {
+  const r = await gw.openai(keys.acme).responses.create({ model: 'gpt-4.1', input: 'call whoami', tools: [{ type: 'mcp', server_label: 'oauth', require_approval: 'never' }] });
+  const out = mcpCallOutput(r);
+  assert.equal(out.server, 'oauth');
+  const seen = srv.oauth.toolCalls('whoami').at(-1).credential;
+  assert.ok(issued.has(seen), 'the MCP server got an access token from the authorization server');
+  assert.equal(out.credential_fingerprint, fingerprint(seen));
+  const sent = providers.openai.requests.at(-1).json.tools[0];
+  assert.equal(sent.server_url, relayUrl('acme', 'oauth'));
+  assert.match(sent.authorization, /^mcr1\./, 'the provider got a capability token, not the access token');
+  const msg = await gw.anthropic(keys.acme).beta.messages.create({
+    model: 'claude-sonnet-4-5', max_tokens: 256, betas: ['mcp-client-2025-11-20'],
+    messages: [{ role: 'user', content: 'call search query=oauth' }],
+    mcp_servers: [{ type: 'url', name: 'oauth', url: 'https://placeholder.invalid' }],
+    tools: [{ type: 'mcp_toolset', mcp_server_name: 'oauth' }],
+  });
+  const result = msg.content.find((b) => b.type === 'mcp_tool_result');
+  assert.equal(result.is_error, false, JSON.stringify(result));
+  assert.equal(JSON.parse(result.content[0].text).query, 'oauth');
 });
 
 test('private: a server reached only through a service binding', async () => {
@@ -507,8 +546,8 @@ test('forwarded tool calls are counted per tenant and server in the usage store'
 });
 
 test('no real MCP credential reached a provider, a client or the logs', async () => {
-  const real = new Map([...SECRETS].filter(([, l]) => / (token|header)$/.test(l) && !l.startsWith('admin')));
-  assert.equal(real.size, 6);
+  const real = new Map([...SECRETS].filter(([v, l]) => (/ (token|header)$/.test(l) && !l.startsWith('admin')) || issued.has(v)));
+  assert.ok(real.size >= 7, 'the six static credentials and at least one OAuth access token');
   const leaks = [];
   // crm_direct is a direct-mode server (the latency baseline): its credential is meant to go to the provider.
   const relayOnly = providers.history().filter((r) => !r.text.includes('crm_direct'));
