@@ -3,7 +3,7 @@
 
 SHELL := bash
 .DEFAULT_GOAL := build
-.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke
+.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke load fuzz
 
 CARGO_BIN := $(HOME)/.cargo/bin
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -74,6 +74,18 @@ bench: build
 
 bench-smoke: build
 	$(BENCH_SH) smoke
+
+# Reliability (issue 6). `load`: the long load test (tests/load/load.test.mjs:
+# >= 1000 concurrent SSE streams per round, good and bad requests at saturation,
+# every byte checked). `fuzz`: the property tests of the rewriters and scrubber
+# with a long budget (FUZZ_CASES cases each; `make test` runs them with 256).
+FUZZ_CASES ?= 100000
+
+load: build
+	node --test --test-concurrency=1 tests/load/
+
+fuzz: deps
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release --locked --lib -- property any_chunking
 
 dev: build
 	node scripts/dev.mjs

@@ -133,6 +133,15 @@ pub(super) fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Resu
     serde_json::from_str(raw).map_err(|e| invalid(path, serde_reason(&e)))
 }
 
+/// Like [`parse_at`] for records: serde's derived structs also accept a JSON
+/// array of their fields in order, which the admin API does not.
+pub(super) fn parse_record<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
+    if !raw.trim_start().starts_with('{') {
+        return Err(invalid(path, "expected an object"));
+    }
+    parse_at(raw, path)
+}
+
 /// An optional field; `null` counts as absent.
 pub(super) fn optional<T: serde::de::DeserializeOwned>(
     raw: Option<&RawValue>,
@@ -155,7 +164,7 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
 
     let mut tenant = Tenant::default();
     if let Some(p) = raw.providers.filter(|p| p.get() != "null") {
-        let providers: RawProviders<'_> = parse_at(p.get(), "providers")?;
+        let providers: RawProviders<'_> = parse_record(p.get(), "providers")?;
         tenant.openai_key = parse_provider_key(providers.openai, "providers.openai")?;
         tenant.anthropic_key = parse_provider_key(providers.anthropic, "providers.anthropic")?;
     }
@@ -177,7 +186,8 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
     }
     let allow_unmanaged = optional(raw.allow_unmanaged_mcp_servers, "allow_unmanaged_mcp_servers")?.unwrap_or(false);
     tenant.mcp = McpPolicy { servers: map, allow_unmanaged };
-    if let Some(limit) = optional::<RawRateLimit>(raw.rate_limit, "rate_limit")? {
+    let rate_limit = raw.rate_limit.filter(|r| r.get() != "null");
+    if let Some(limit) = rate_limit.map(|r| parse_record::<RawRateLimit>(r.get(), "rate_limit")).transpose()? {
         if limit.requests_per_minute == 0 {
             return Err(invalid("rate_limit.requests_per_minute", "must be at least 1"));
         }
@@ -190,14 +200,14 @@ fn parse_provider_key(raw: Option<&RawValue>, path: &str) -> Result<Option<Secre
     let Some(raw) = raw.filter(|r| r.get() != "null") else {
         return Ok(None);
     };
-    let key: RawProviderKey<'_> = parse_at(raw.get(), path)?;
+    let key: RawProviderKey<'_> = parse_record(raw.get(), path)?;
     let key_path = format!("{path}.api_key");
     let api_key: String = parse_at(key.api_key.get(), &key_path)?;
     Ok(Some(check_secret(api_key, &key_path)?))
 }
 
 fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, GatewayError> {
-    let s: RawServer<'_> = parse_at(raw, path)?;
+    let s: RawServer<'_> = parse_record(raw, path)?;
     let (mode, service) = parse_mode(&s, path)?;
     let url_path = format!("{path}.url");
     let url: String = parse_at(s.url.get(), &url_path)?;
@@ -244,20 +254,20 @@ fn parse_mode(s: &RawServer<'_>, path: &str) -> Result<(McpMode, Option<String>)
 }
 
 fn parse_auth(raw: &str, path: &str, opts: ParseOptions) -> Result<McpAuth, GatewayError> {
-    let kind: RawAuthType = parse_at(raw, path)?;
+    let kind: RawAuthType = parse_record(raw, path)?;
     match kind.kind.as_str() {
         "none" => {
-            let _: RawAuthNone = parse_at(raw, path)?;
+            let _: RawAuthNone = parse_record(raw, path)?;
             Ok(McpAuth::None)
         }
         "bearer" => {
-            let b: RawAuthBearer<'_> = parse_at(raw, path)?;
+            let b: RawAuthBearer<'_> = parse_record(raw, path)?;
             let token_path = format!("{path}.token");
             let token: String = parse_at(b.token.get(), &token_path)?;
             Ok(McpAuth::Bearer(check_secret(token, &token_path)?))
         }
         "headers" => {
-            let h: RawAuthHeaders<'_> = parse_at(raw, path)?;
+            let h: RawAuthHeaders<'_> = parse_record(raw, path)?;
             let headers_path = format!("{path}.headers");
             let headers: BTreeMap<String, String> = parse_at(h.headers.get(), &headers_path)?;
             if headers.is_empty() {
@@ -558,5 +568,15 @@ mod tests {
             "rate_limit.requests_per_minute"
         );
         assert_eq!(param(parse(r#"{"rate_limit":{"rpm":3}}"#).unwrap_err()), "rate_limit");
+        // serde's structs would take these arrays as field lists; the admin API does not.
+        for (body, path) in [
+            (r#"{"rate_limit":[5]}"#, "rate_limit"),
+            (r#"{"providers":[]}"#, "providers"),
+            (r#"{"providers":{"openai":["sk-x"]}}"#, "providers.openai"),
+            (r#"{"mcp_servers":{"s":["https://a.b/",{"type":"none"}]}}"#, "mcp_servers.s"),
+            (r#"{"mcp_servers":{"s":{"url":"https://a.b/","auth":["bearer","t0k"]}}}"#, "mcp_servers.s.auth"),
+        ] {
+            assert_eq!(param(parse(body).unwrap_err()), path, "{body}");
+        }
     }
 }

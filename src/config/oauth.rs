@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::input::{check_secret, check_url, invalid, optional, parse_at, ParseOptions};
+use super::input::{check_secret, check_url, invalid, optional, parse_record, ParseOptions};
 use crate::error::GatewayError;
 use crate::secret::Secret;
 
@@ -114,7 +114,7 @@ struct RawOAuth<'a> {
 /// # Errors
 /// A 400 naming the first offending field.
 pub fn parse_oauth2(raw: &str, path: &str, opts: ParseOptions) -> Result<OAuthConfig, GatewayError> {
-    let r: RawOAuth<'_> = parse_at(raw, path)?;
+    let r: RawOAuth<'_> = parse_record(raw, path)?;
     let at = |f: &str| format!("{path}.{f}");
     let refresh: Option<String> = optional(r.refresh_token, &at("refresh_token"))?;
     let grant_name: Option<String> = optional(r.grant, &at("grant"))?;

@@ -232,7 +232,22 @@ async fn proxy(
             Body::Bytes(rewritten.unwrap_or(bytes))
         }
         None => match req.inner().body() {
-            Some(stream) if !matches!(req.method(), worker::Method::Get | worker::Method::Head) => Body::Stream(stream),
+            // A declared length was checked above: the body streams through untouched.
+            Some(stream)
+                if declared.is_some() && !matches!(req.method(), worker::Method::Get | worker::Method::Head) =>
+            {
+                Body::Stream(stream)
+            }
+            // Chunked uploads without a length (rare: the SDKs always send one) are
+            // read up to the limit so an oversized one gets 413, not a cut-off upload.
+            Some(stream) if !matches!(req.method(), worker::Method::Get | worker::Method::Head) => {
+                let bytes = super::stream::read_limited(Some(stream), max)
+                    .await
+                    .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
+                    .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
+                log.bytes_in = bytes.len() as u64;
+                Body::Bytes(bytes)
+            }
             _ => Body::None,
         },
     };

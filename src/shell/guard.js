@@ -48,8 +48,12 @@ export function guardBody(body, opts) {
     if (finished) return;
     finished = true;
     settle();
-    try { if (opts.scrub) opts.scrub.free(); } catch {}
+    // The wasm tap is freed exactly once and never touched again: a read that
+    // was pending when the client left may still resolve after this.
+    const tap = opts.scrub;
+    opts.scrub = null;
     try { opts.done(outcome, bytesOut); } catch {}
+    try { if (tap) tap.free(); } catch {}
   };
   const emit = (controller, bytes) => {
     if (bytes && bytes.length) {
@@ -66,17 +70,22 @@ export function guardBody(body, opts) {
 
   // The client went away: stop reading upstream (which cancels the provider's
   // generation) and account for the request now.
+  let ctrl = null;
   if (opts.signal) {
     const onAbort = () => {
       if (finished) return;
       finish('client_cancelled');
       reader.cancel('client disconnected').catch(() => {});
+      try { if (ctrl) ctrl.close(); } catch {}
     };
     if (opts.signal.aborted) onAbort();
     else opts.signal.addEventListener('abort', onAbort, { once: true });
   }
 
   return new ReadableStream({
+    start(controller) {
+      ctrl = controller;
+    },
     // Loops until it has enqueued something or ended the stream: a pull that
     // resolves without enqueueing is not called again by the runtime.
     async pull(controller) {
@@ -84,7 +93,9 @@ export function guardBody(body, opts) {
         let r;
         try {
           r = await read();
+          if (finished) return;
         } catch (e) {
+          if (finished) return;
           const stalled = e instanceof Error && e.message === 'mcpgate-idle';
           reader.cancel().catch(() => {});
           if (opts.sse) {

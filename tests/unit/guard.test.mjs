@@ -115,3 +115,27 @@ test('readLimited returns the body, or null past the limit and cancels', async (
   assert.ok(big.wasCancelled());
   assert.equal((await readLimited(null, 4)).length, 0);
 });
+
+test('after a client disconnect the tap is freed once and never used again', async () => {
+  let freed = 0;
+  let usedAfterFree = false;
+  const tap = {
+    push: (u) => { if (freed) usedAfterFree = true; return undefined; },
+    finish: () => { if (freed) usedAfterFree = true; return new Uint8Array(0); },
+    free: () => { freed += 1; },
+  };
+  const up = upstream(['data: 1\n\n', 'data: 2\n\n'], { hang: true });
+  const ac = new AbortController();
+  const { o, outcomes } = opts({ scrub: tap, signal: ac.signal });
+  const reader = guardBody(up.stream, o).getReader();
+  await reader.read();
+  ac.abort();
+  await new Promise((r) => setTimeout(r, 20));
+  await reader.read().catch(() => {});
+  await reader.cancel().catch(() => {});
+  assert.equal(freed, 1);
+  assert.equal(usedAfterFree, false);
+  assert.equal(outcomes.length, 1);
+  assert.equal(outcomes[0][0], 'client_cancelled');
+  assert.ok(up.wasCancelled());
+});
