@@ -579,4 +579,67 @@ mod tests {
             assert_eq!(param(parse(body).unwrap_err()), path, "{body}");
         }
     }
+
+    mod property {
+        use super::*;
+        use crate::json::test_support::arb_value;
+        use proptest::prelude::*;
+
+        const PLANTED: &str = "sk-planted-secret-value";
+
+        /// A value for a field: well-formed, arbitrary JSON, or a planted secret in the wrong place.
+        fn field(good: &'static str) -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(good.to_string()),
+                arb_value(),
+                Just(format!("\"{PLANTED}\"")),
+                Just(format!("[\"{PLANTED}\"]"))
+            ]
+        }
+
+        fn server() -> impl Strategy<Value = String> {
+            (
+                field(r#""https://mcp.example.com/mcp""#),
+                field(r#"{"type":"bearer","token":"tok-123456"}"#),
+                field(r#"["search","lookup"]"#),
+                field(r#""always""#),
+                proptest::bool::ANY,
+            )
+                .prop_map(|(url, auth, tools, approval, extra)| {
+                    let extra = if extra { r#","colour":1"# } else { "" };
+                    format!(
+                        r#"{{"url":{url},"auth":{auth},"allowed_tools":{tools},"require_approval":{approval}{extra}}}"#
+                    )
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            /// Any admin body: a tenant or a 400 that names a field, never a
+            /// panic, and never the text of a submitted value.
+            #[test]
+            fn parse_tenant_is_total_and_never_echoes_values(
+                providers in field(r#"{"openai":{"api_key":"sk-openai-1"}}"#),
+                s1 in server(),
+                s2 in server(),
+                name in prop_oneof![Just("crm"), Just(""), Just("../x"), Just("é"), Just("a-b_c")],
+                unmanaged in field("true"),
+                limit in field(r#"{"requests_per_minute":5}"#),
+            ) {
+                let body = format!(
+                    r#"{{"providers":{providers},"mcp_servers":{{"{name}":{s1},"other":{s2}}},"allow_unmanaged_mcp_servers":{unmanaged},"rate_limit":{limit}}}"#
+                );
+                match parse_tenant(body.as_bytes(), ParseOptions::default()) {
+                    Ok(t) => prop_assert!(t.mcp.servers.len() <= 2),
+                    Err(e) => {
+                        prop_assert_eq!(e.wire().status, 400);
+                        prop_assert!(!e.message().contains(PLANTED), "{}", e.message());
+                        prop_assert!(!e.message().contains("tok-123456"));
+                        let GatewayError::BadRequest { param, .. } = &e else { unreachable!() };
+                        prop_assert!(param.is_some(), "{}", e.message());
+                    }
+                }
+            }
+        }
+    }
 }
