@@ -131,11 +131,7 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
             return Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY as u64 });
         }
     }
-    let body = req.bytes().await.map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
-    if body.len() > MAX_ADMIN_BODY {
-        return Err(GatewayError::PayloadTooLarge { limit: MAX_ADMIN_BODY as u64 });
-    }
-    Ok(body)
+    super::stream::read_limited(req.inner().body(), MAX_ADMIN_BODY as u64).await
 }
 
 /// `from`/`to` as `YYYY-MM-DD` (UTC); defaults: the last 31 days up to today.

@@ -205,10 +205,7 @@ async fn proxy(
     let mut injected = Vec::new();
     let body = match rewrite {
         Some(kind) => {
-            let bytes = super::stream::read_limited(req.inner().body(), max)
-                .await
-                .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
-                .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
+            let bytes = super::stream::read_limited(req.inner().body(), max).await?;
             log.bytes_in = bytes.len() as u64;
             let mcp = match relayed.as_mut() {
                 Some(p) => p,
@@ -241,10 +238,7 @@ async fn proxy(
             // Chunked uploads without a length (rare: the SDKs always send one) are
             // read up to the limit so an oversized one gets 413, not a cut-off upload.
             Some(stream) if !matches!(req.method(), worker::Method::Get | worker::Method::Head) => {
-                let bytes = super::stream::read_limited(Some(stream), max)
-                    .await
-                    .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
-                    .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
+                let bytes = super::stream::read_limited(Some(stream), max).await?;
                 log.bytes_in = bytes.len() as u64;
                 Body::Bytes(bytes)
             }

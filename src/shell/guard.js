@@ -8,7 +8,7 @@
 // partial event is held until its blank line arrives, so an interrupted
 // stream never hands the client half an event.
 
-function concat(a, b) {
+export function concat(a, b) {
   if (!a || a.length === 0) return b;
   if (!b || b.length === 0) return a;
   const out = new Uint8Array(a.length + b.length);

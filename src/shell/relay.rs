@@ -139,10 +139,7 @@ pub async fn handle(
         if get(&client, "content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > max) {
             return Err(GatewayError::PayloadTooLarge { limit: max });
         }
-        let bytes = super::stream::read_limited(req.inner().body(), max)
-            .await
-            .map_err(|_| GatewayError::bad_request("Could not read the request body."))?
-            .ok_or(GatewayError::PayloadTooLarge { limit: max })?;
+        let bytes = super::stream::read_limited(req.inner().body(), max).await?;
         log.bytes_in = bytes.len() as u64;
         let decision = inspect_post(&bytes, get(&client, "mcp-method"), get(&client, "mcp-name"), &policy, server);
         match decision {

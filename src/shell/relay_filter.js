@@ -8,14 +8,7 @@
 // partial event is held until its end arrives; at the end of the stream the
 // remainder is flushed through the same check.
 
-function concat(a, b) {
-  if (!a || a.length === 0) return b;
-  if (!b || b.length === 0) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
+import { concat } from './guard.js';
 
 // Index just past the first blank line ("\n\n" or "\r\n\r\n") at or after `from`, or -1.
 function eventEnd(buf, from) {

@@ -9,6 +9,7 @@ use web_sys::ReadableStream;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crate::error::GatewayError;
 use crate::scrub::Scrubber;
 use crate::usage::UsageMeter;
 
@@ -21,14 +22,17 @@ extern "C" {
     fn read_limited_js(body: Option<ReadableStream>, limit: f64) -> js_sys::Promise;
 }
 
-/// The whole request body, or `None` as soon as it exceeds `limit` bytes.
-pub async fn read_limited(body: Option<ReadableStream>, limit: u64) -> Result<Option<Vec<u8>>, JsValue> {
+/// The whole request body; 413 as soon as it exceeds `limit` bytes (without
+/// reading the rest), 400 if it cannot be read.
+pub async fn read_limited(body: Option<ReadableStream>, limit: u64) -> Result<Vec<u8>, GatewayError> {
     #[allow(clippy::cast_precision_loss)]
-    let v = wasm_bindgen_futures::JsFuture::from(read_limited_js(body, limit as f64)).await?;
+    let v = wasm_bindgen_futures::JsFuture::from(read_limited_js(body, limit as f64))
+        .await
+        .map_err(|_| GatewayError::bad_request("Could not read the request body."))?;
     if v.is_null() {
-        return Ok(None);
+        return Err(GatewayError::PayloadTooLarge { limit });
     }
-    Ok(Some(js_sys::Uint8Array::new(&v).to_vec()))
+    Ok(js_sys::Uint8Array::new(&v).to_vec())
 }
 
 /// A shared usage meter: the tap feeds it, the `done` callback reads it.
