@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use mcpgate::config::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
+use mcpgate::crypto::Secret;
 use mcpgate::crypto::{sha256_hex, MasterKey};
-use mcpgate::json;
-use mcpgate::kv_schema::{open_tenant, seal_tenant};
-use mcpgate::providers::openai::rewrite_responses;
-use mcpgate::secret::Secret;
+use mcpgate::provider::json;
+use mcpgate::provider::openai::rewrite_responses;
+use mcpgate::tenant::storage::{open_tenant, seal_tenant};
+use mcpgate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 
 fn policy() -> McpPolicy {
     let mut servers = BTreeMap::new();

@@ -7,10 +7,10 @@
 
 #![forbid(unsafe_code)]
 
-use crate::config::oauth::{Grant, OAuthConfig};
-use crate::config::{McpAuth, McpServer, Tenant};
 use crate::crypto::ct_eq;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::oauth::config::{Grant, OAuthConfig};
+use crate::tenant::{McpAuth, McpServer, Tenant};
 
 fn same_secret(a: Option<&Secret>, b: Option<&Secret>) -> bool {
     match (a, b) {
@@ -108,7 +108,7 @@ pub fn all_credentials(t: &Tenant) -> Vec<Retired> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::{parse_tenant, ParseOptions};
+    use crate::tenant::input::{parse_tenant, ParseOptions};
 
     fn tenant(json: &str) -> Tenant {
         parse_tenant(json.as_bytes(), ParseOptions::default()).unwrap()

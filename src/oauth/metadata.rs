@@ -244,9 +244,9 @@ pub fn registration_request(redirect_uri: &str, scope: Option<&str>) -> serde_js
 #[derive(Debug)]
 pub struct Registration {
     pub client_id: String,
-    pub client_secret: Option<crate::secret::Secret>,
+    pub client_secret: Option<crate::crypto::Secret>,
     /// `client_secret_basic` or `client_secret_post` when a secret was issued.
-    pub client_auth: crate::config::oauth::ClientAuth,
+    pub client_auth: crate::oauth::config::ClientAuth,
 }
 
 /// Parses a registration answer.
@@ -258,9 +258,9 @@ pub fn parse_registration(body: &[u8]) -> Result<Registration, &'static str> {
     let client_id = string(&m, "client_id")
         .filter(|id| !id.is_empty() && id.len() <= 512 && id.bytes().all(|b| (0x20..0x7f).contains(&b)))
         .ok_or("its client registration answer has no valid client_id")?;
-    let client_secret = string(&m, "client_secret").filter(|s| !s.is_empty()).map(crate::secret::Secret::new);
+    let client_secret = string(&m, "client_secret").filter(|s| !s.is_empty()).map(crate::crypto::Secret::new);
     let client_auth =
-        crate::config::oauth::ClientAuth::from_name(string(&m, "token_endpoint_auth_method").as_deref().unwrap_or(""));
+        crate::oauth::config::ClientAuth::from_name(string(&m, "token_endpoint_auth_method").as_deref().unwrap_or(""));
     Ok(Registration { client_id, client_secret, client_auth })
 }
 
@@ -405,7 +405,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.client_id, "c1");
-        assert_eq!(r.client_auth, crate::config::oauth::ClientAuth::Post);
+        assert_eq!(r.client_auth, crate::oauth::config::ClientAuth::Post);
         assert!(r.client_secret.is_some());
         let r = parse_registration(br#"{"client_id":"c2"}"#).unwrap();
         assert!(r.client_secret.is_none());
@@ -425,7 +425,7 @@ mod tests {
             resource: Some("https://mcp.example/mcp"),
         })
         .unwrap();
-        let get = |k: &str| crate::route::query_param(&u, k);
+        let get = |k: &str| crate::http::route::query_param(&u, k);
         assert_eq!(get("tenant").as_deref(), Some("t1"));
         assert_eq!(get("response_type").as_deref(), Some("code"));
         assert_eq!(get("client_id").as_deref(), Some("c 1"));

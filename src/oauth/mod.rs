@@ -5,11 +5,12 @@
 //! credential, and hands the request rewriters plain bearer tokens.
 //!
 //! Everything here is pure and tested natively; `shell::oauth` and
-//! `shell::oauth_object` do the I/O. No function here logs, and no message
+//! `shell::oauth::object` do the I/O. No function here logs, and no message
 //! built here contains a token or client secret.
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod credential;
 pub mod metadata;
 pub mod pkce;
@@ -20,7 +21,7 @@ pub mod status;
 pub mod token;
 pub mod urls;
 
-use crate::config::{McpAuth, McpPolicy};
+use crate::tenant::{McpAuth, McpPolicy};
 
 /// The name of a credential's Durable Object.
 #[must_use]

@@ -1,5 +1,5 @@
 //! The JSON messages between the worker and a credential's Durable Object
-//! (`shell::oauth_object`). Internal to the deployment: they travel only
+//! (`shell::oauth::object`). Internal to the deployment: they travel only
 //! inside the runtime, never to a client. [`Reply::Token`] carries a
 //! plaintext access token, so neither type implements `Debug`.
 

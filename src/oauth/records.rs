@@ -10,9 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::oauth::{ClientAuth, Grant, OAuthConfig};
 use crate::crypto::{Aad, CryptoError, MasterKey};
-use crate::secret::{Secret, REDACTED};
+use crate::crypto::{Secret, REDACTED};
+use crate::oauth::config::{ClientAuth, Grant, OAuthConfig};
 
 /// The `oauth2` auth of a stored MCP server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,8 +193,8 @@ impl AccessToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::ParseOptions;
-    use crate::config::oauth::parse_oauth2;
+    use crate::oauth::config::parse_oauth2;
+    use crate::tenant::input::ParseOptions;
     use base64::Engine;
 
     fn master() -> MasterKey {

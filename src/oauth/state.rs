@@ -3,7 +3,7 @@
 //! endpoint, how an answer changes the state (refresh-token rotation), and
 //! the pending authorization of the connect flow.
 //!
-//! Pure: the Durable Object (`shell::oauth_object`) loads the state, calls
+//! Pure: the Durable Object (`shell::oauth::object`) loads the state, calls
 //! these functions, performs the I/O they ask for and persists the result
 //! before anyone uses a new token. Every secret in the state is sealed with
 //! [`Sealer`]; plaintext exists only in returned values.
@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{AccessToken, Sealer};
 use super::token::{is_fresh, Client, TokenFailure, TokenSet};
-use crate::config::oauth::{ClientAuth, Grant, OAuthConfig};
+use crate::crypto::Secret;
 use crate::crypto::{ct_eq, sha256_hex, CryptoError};
-use crate::secret::Secret;
+use crate::oauth::config::{ClientAuth, Grant, OAuthConfig};
 
 /// Version of [`CredentialState`] written today.
 pub const STATE_VERSION: u32 = 1;
@@ -323,9 +323,9 @@ impl CredentialState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::ParseOptions;
-    use crate::config::oauth::parse_oauth2;
     use crate::crypto::MasterKey;
+    use crate::oauth::config::parse_oauth2;
+    use crate::tenant::input::ParseOptions;
     use base64::Engine;
 
     fn master() -> MasterKey {

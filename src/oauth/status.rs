@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::state::CredentialState;
 use super::token::is_fresh;
-use crate::config::oauth::{Grant, OAuthConfig};
+use crate::oauth::config::{Grant, OAuthConfig};
 
 /// RFC 3339 UTC with milliseconds for a Unix time in milliseconds.
 #[must_use]
@@ -81,9 +81,9 @@ pub fn status_view(tenant: &str, server: &str, cfg: &OAuthConfig, st: &Credentia
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::ParseOptions;
-    use crate::config::oauth::parse_oauth2;
+    use crate::oauth::config::parse_oauth2;
     use crate::oauth::state::LastError;
+    use crate::tenant::input::ParseOptions;
 
     #[test]
     fn iso_dates() {

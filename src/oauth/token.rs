@@ -12,8 +12,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::config::oauth::ClientAuth;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::oauth::config::ClientAuth;
 
 /// Lifetime assumed when a token response has no `expires_in` (it is only RECOMMENDED).
 pub const DEFAULT_LIFETIME_MS: u64 = 300_000;
@@ -266,7 +266,7 @@ mod tests {
         body.split('&')
             .map(|pair| {
                 let (k, _) = pair.split_once('=').unwrap();
-                let value = crate::route::query_param(&format!("x?{pair}"), k).unwrap();
+                let value = crate::http::route::query_param(&format!("x?{pair}"), k).unwrap();
                 (k.to_string(), value)
             })
             .collect()

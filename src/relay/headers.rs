@@ -8,7 +8,7 @@
 //! protocol headers; the server's `www-authenticate` (which would point the
 //! provider at the real server's OAuth metadata) is not passed on.
 
-use crate::config::McpAuth;
+use crate::tenant::McpAuth;
 
 const UP_ALLOWED: [&str; 7] =
     ["accept", "content-type", "last-event-id", "user-agent", "traceparent", "tracestate", "baggage"];
@@ -49,7 +49,7 @@ pub fn downstream_headers(upstream: &[(String, String)]) -> Vec<(String, String)
 /// or another scheme (the caller treats that as a missing token).
 #[must_use]
 pub fn capability_token(client: &[(String, String)]) -> &str {
-    let Some(v) = crate::headers::get(client, "authorization") else {
+    let Some(v) = crate::http::headers::get(client, "authorization") else {
         return "";
     };
     let v = v.trim();
@@ -62,8 +62,8 @@ pub fn capability_token(client: &[(String, String)]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::headers::get;
-    use crate::secret::Secret;
+    use crate::crypto::Secret;
+    use crate::http::headers::get;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| ((*a).to_string(), (*b).to_string())).collect()

@@ -14,9 +14,9 @@ pub mod headers;
 pub mod policy;
 pub mod token;
 
-use crate::config::input::{check_url, ParseOptions};
-use crate::config::{McpAuth, McpMode, McpPolicy};
-use crate::error::GatewayError;
+use crate::http::error::GatewayError;
+use crate::tenant::input::{check_url, ParseOptions};
+use crate::tenant::{McpAuth, McpMode, McpPolicy};
 use token::{id_hex, Capability, TokenKey};
 
 /// `RELAY_TOKEN_TTL_SECONDS` when unset.
@@ -116,10 +116,10 @@ mod tests {
     use base64::Engine;
 
     use super::*;
-    use crate::config::{Approval, McpServer};
     use crate::crypto::MasterKey;
-    use crate::providers::{anthropic, openai};
-    use crate::secret::Secret;
+    use crate::crypto::Secret;
+    use crate::provider::{anthropic, openai};
+    use crate::tenant::{Approval, McpServer};
 
     fn server(mode: McpMode, auth: McpAuth) -> McpServer {
         McpServer {

@@ -105,7 +105,7 @@ fn is_strict(body: &[u8]) -> bool {
     wrapped.extend_from_slice(b"{\"m\":");
     wrapped.extend_from_slice(body);
     wrapped.push(b'}');
-    crate::json::check_strict(&wrapped).is_ok()
+    crate::provider::json::check_strict(&wrapped).is_ok()
 }
 
 /// Checks a POST body against the policy and the mirror headers.

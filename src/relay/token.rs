@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::crypto::MasterKey;
-use crate::secret::Secret;
+use crate::crypto::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -5,12 +5,12 @@ use serde_json::json;
 use worker::{Env, Request, Response};
 
 use super::kv;
-use crate::config::input::parse_tenant;
 use crate::crypto::{new_gateway_key, sha256_hex};
-use crate::error::GatewayError;
-use crate::kv_schema::{self, KeyEntry, TenantRecord};
-use crate::route::{AdminRoute, Method};
-use crate::usage::{day_of, is_day, Usage};
+use crate::http::error::GatewayError;
+use crate::http::route::{AdminRoute, Method};
+use crate::stream::usage::{day_of, is_day, Usage};
+use crate::tenant::input::parse_tenant;
+use crate::tenant::storage::{self, KeyEntry, TenantRecord};
 
 /// Admin bodies are small; anything larger is a mistake.
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
@@ -40,22 +40,22 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
             let body = read_body(&mut req).await?;
             let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;
             let master = super::env::master_key(env)?;
-            let existing: Option<TenantRecord> = kv::get_json(&store, &kv_schema::tenant_key(&tenant)).await?;
+            let existing: Option<TenantRecord> = kv::get_json(&store, &storage::tenant_key(&tenant)).await?;
             let retired = super::oauth::assign_credentials(&master, &tenant, &mut parsed, existing.as_ref())?;
-            let stored = kv_schema::seal_tenant(&master, &tenant, &parsed)
+            let stored = storage::seal_tenant(&master, &tenant, &parsed)
                 .map_err(|_| super::internal("sealing tenant secrets failed"))?;
-            let (record, ops) = kv_schema::plan_put_tenant(&tenant, existing, stored, &now());
+            let (record, ops) = storage::plan_put_tenant(&tenant, existing, stored, &now());
             kv::apply(&store, ops).await?;
             super::oauth::forget(env, &tenant, &retired).await;
-            Ok(json_response(200, &kv_schema::redacted_view(&tenant, &record.tenant)))
+            Ok(json_response(200, &storage::redacted_view(&tenant, &record.tenant)))
         }
         (AdminRoute::Tenant { tenant }, Method::Get) => {
             let record = load(&store, &tenant).await?;
-            Ok(json_response(200, &kv_schema::redacted_view(&tenant, &record.tenant)))
+            Ok(json_response(200, &storage::redacted_view(&tenant, &record.tenant)))
         }
         (AdminRoute::Tenant { tenant }, _) => {
             let record = load(&store, &tenant).await?;
-            kv::apply(&store, kv_schema::plan_delete_tenant(&tenant, &record)).await?;
+            kv::apply(&store, storage::plan_delete_tenant(&tenant, &record)).await?;
             super::oauth::forget(env, &tenant, &super::oauth::credentials_of(&record)).await;
             Ok(no_content())
         }
@@ -68,7 +68,7 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
                 sha256: sha256_hex(key.expose().as_bytes()),
                 created_at: created_at.clone(),
             };
-            kv::apply(&store, kv_schema::plan_add_key(&tenant, record, entry, &created_at)).await?;
+            kv::apply(&store, storage::plan_add_key(&tenant, record, entry, &created_at)).await?;
             Ok(json_response(
                 201,
                 &json!({"id": id, "key": key.expose(), "tenant_id": tenant, "created_at": created_at}),
@@ -103,7 +103,7 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
         }
         (AdminRoute::Key { tenant, key_id }, _) => {
             let record = load(&store, &tenant).await?;
-            let ops = kv_schema::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
+            let ops = storage::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
                 GatewayError::NotFound { message: format!("Tenant '{tenant}' has no key '{}'.", safe_id(&key_id)) }
             })?;
             kv::apply(&store, ops).await?;
@@ -122,7 +122,7 @@ fn safe_id(id: &str) -> &str {
 }
 
 async fn load(store: &worker::kv::KvStore, tenant: &str) -> Result<TenantRecord, GatewayError> {
-    kv::get_json(store, &kv_schema::tenant_key(tenant)).await?.ok_or_else(|| tenant_not_found(tenant))
+    kv::get_json(store, &storage::tenant_key(tenant)).await?.ok_or_else(|| tenant_not_found(tenant))
 }
 
 async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
@@ -139,7 +139,7 @@ fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let now = js_sys::Date::now() as u64;
     let url = req.inner().url();
-    let get = |name: &str| crate::route::query_param(&url, name);
+    let get = |name: &str| crate::http::route::query_param(&url, name);
     let to = get("to").unwrap_or_else(|| day_of(now));
     let from = get("from").unwrap_or_else(|| day_of(now.saturating_sub(30 * 86_400_000)));
     for (name, v) in [("from", &from), ("to", &to)] {

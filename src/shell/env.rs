@@ -2,11 +2,11 @@
 
 use worker::Env;
 
-use crate::config::input::ParseOptions;
 use crate::crypto::MasterKey;
-use crate::error::GatewayError;
-use crate::providers::Provider;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::http::error::GatewayError;
+use crate::provider::Provider;
+use crate::tenant::input::ParseOptions;
 
 pub const KV_BINDING: &str = "GATEWAY_KV";
 const DEFAULT_MAX_BODY: u64 = 32 * 1024 * 1024;

@@ -10,18 +10,18 @@ use super::meter;
 use super::stream::{GuardOptions, SharedMeter};
 use super::upstream::{self, Body, Outbound};
 use super::{env, error_response, header_pairs, kv};
-use crate::auth;
-use crate::config::McpAuth;
 use crate::crypto::{ct_eq, sha256_hex};
-use crate::error::GatewayError;
-use crate::headers::{client_response_headers, get, upstream_request_headers};
-use crate::kv_schema::{self, GatewayKeyRecord};
-use crate::log::RequestLog;
-use crate::providers::{anthropic, openai, Provider};
-use crate::route::{classify, shape_of, Rewrite, Route};
-use crate::scrub::Scrubber;
-use crate::sse::{error_event, Interruption, SseKind};
-use crate::usage::{BodyKind, Usage, UsageMeter};
+use crate::http::auth;
+use crate::http::error::GatewayError;
+use crate::http::headers::{client_response_headers, get, upstream_request_headers};
+use crate::http::log::RequestLog;
+use crate::http::route::{classify, shape_of, Rewrite, Route};
+use crate::provider::{anthropic, openai, Provider};
+use crate::stream::scrub::Scrubber;
+use crate::stream::sse::{error_event, Interruption, SseKind};
+use crate::stream::usage::{BodyKind, Usage, UsageMeter};
+use crate::tenant::storage::{self, GatewayKeyRecord};
+use crate::tenant::McpAuth;
 
 const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 const DEFAULT_IDLE_MS: u64 = 300_000;
@@ -161,12 +161,12 @@ async fn proxy(
     let digest = sha256_hex(key.expose().as_bytes());
     let store = kv::store(env)?;
     let record: GatewayKeyRecord =
-        kv::get_json(&store, &kv_schema::gateway_key(&digest)).await?.ok_or_else(auth::unknown_key)?;
+        kv::get_json(&store, &storage::gateway_key(&digest)).await?.ok_or_else(auth::unknown_key)?;
     if !ct_eq(record.sha256.as_bytes(), digest.as_bytes()) {
         return Err(auth::unknown_key());
     }
     log.tenant = Some(record.tenant_id.clone());
-    if !kv_schema::has_provider_key(&record.tenant, provider) {
+    if !storage::has_provider_key(&record.tenant, provider) {
         return Err(GatewayError::NoProviderKey(provider));
     }
     if let Some(limit) = record.tenant.rate_limit_rpm {
@@ -180,7 +180,7 @@ async fn proxy(
     log.bytes_in = declared.unwrap_or(0);
 
     let master = env::master_key(env)?;
-    let mut tenant = kv_schema::open_tenant(
+    let mut tenant = storage::open_tenant(
         &master,
         &record.tenant_id,
         &record.tenant,

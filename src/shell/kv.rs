@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 use worker::{kv::KvStore, Env};
 
-use crate::error::GatewayError;
-use crate::kv_schema::KvOp;
+use crate::http::error::GatewayError;
+use crate::tenant::storage::KvOp;
 
 pub fn store(env: &Env) -> Result<KvStore, GatewayError> {
     env.kv(super::env::KV_BINDING).map_err(|_| super::internal("KV binding GATEWAY_KV is missing"))

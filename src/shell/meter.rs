@@ -1,6 +1,6 @@
 //! Per-tenant usage counters and rate limits in a Durable Object
 //! (`TENANT_METER`, one object per tenant id): KV cannot count, a Durable
-//! Object serializes its own events. The decisions are in `crate::usage`.
+//! Object serializes its own events. The decisions are in `crate::stream::usage`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use worker::{durable_object, Context, DurableObject, Env, Method, Request, RequestInit, Response, State};
 
-use crate::error::GatewayError;
-use crate::usage::{admit, day_of, is_day, Admit, Usage, Window};
+use crate::http::error::GatewayError;
+use crate::stream::usage::{admit, day_of, is_day, Admit, Usage, Window};
 
 pub const BINDING: &str = "TENANT_METER";
 const DAY_PREFIX: &str = "day:";
@@ -29,7 +29,7 @@ struct Record {
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
-    crate::route::query_param(&req.inner().url(), name)
+    crate::http::route::query_param(&req.inner().url(), name)
 }
 
 impl DurableObject for TenantMeter {

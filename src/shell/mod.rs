@@ -8,16 +8,13 @@ mod gateway;
 mod kv;
 mod meter;
 mod oauth;
-mod oauth_discovery;
-mod oauth_http;
-mod oauth_object;
 mod relay;
 mod stream;
 mod upstream;
 
 use worker::{event, Context, Env, Request, Response};
 
-use crate::error::{GatewayError, Shape};
+use crate::http::error::{GatewayError, Shape};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
@@ -60,7 +57,7 @@ pub(crate) fn new_headers(pairs: &[(String, String)]) -> Result<worker::Headers,
     build_headers(&flat).map(worker::Headers)
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/headers.js")]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/headers.js")]
 extern "C" {
     #[wasm_bindgen(js_name = flattenHeaders)]
     fn flatten_headers(h: &web_sys::Headers) -> String;

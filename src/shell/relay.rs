@@ -17,22 +17,22 @@ use worker::{
 };
 
 use super::{env, header_pairs, kv, meter};
-use crate::config::{McpAuth, McpMode, McpPolicy};
 use crate::crypto::MasterKey;
-use crate::error::GatewayError;
-use crate::headers::get;
-use crate::kv_schema::{self, TenantRecord};
-use crate::log::{RelayLog, RequestLog};
+use crate::http::error::GatewayError;
+use crate::http::headers::get;
+use crate::http::log::{RelayLog, RequestLog};
+use crate::http::route::Method;
 use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
 use crate::relay::policy::{filter_json_body, filter_sse_event, inspect_post, PostDecision, ToolPolicy};
 use crate::relay::token::{TokenError, TokenKey};
 use crate::relay::{public_base_url, relay_policy, Minter};
-use crate::route::Method;
-use crate::usage::Usage;
+use crate::stream::usage::Usage;
+use crate::tenant::storage::{self, TenantRecord};
+use crate::tenant::{McpAuth, McpMode, McpPolicy};
 
 const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 
-#[wasm_bindgen(module = "/src/shell/relay_filter.js")]
+#[wasm_bindgen(module = "/src/shell/js/relay_filter.js")]
 extern "C" {
     #[wasm_bindgen(js_name = filterSse)]
     fn filter_sse(body: &ReadableStream, filter: JsValue) -> ReadableStream;
@@ -120,10 +120,10 @@ pub async fn handle(
 
     let store = kv::store(env)?;
     let record: TenantRecord =
-        kv::get_json(&store, &kv_schema::tenant_key(tenant)).await?.ok_or_else(|| not_relayed(server))?;
+        kv::get_json(&store, &storage::tenant_key(tenant)).await?.ok_or_else(|| not_relayed(server))?;
     let stored = record.tenant.mcp_servers.get(server).filter(|s| s.mode() == McpMode::Relay);
     let stored = stored.ok_or_else(|| not_relayed(server))?;
-    let mut target = kv_schema::open_server(&master, tenant, server, stored)
+    let mut target = storage::open_server(&master, tenant, server, stored)
         .map_err(|_| super::internal("an MCP credential failed to decrypt; check MASTER_KEY"))?;
     if let McpAuth::OAuth2(_) = target.auth {
         // A fresh access token; 424/502 (JSON-RPC shaped) when it cannot be had.

@@ -9,11 +9,11 @@ use web_sys::ReadableStream;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::error::GatewayError;
-use crate::scrub::Scrubber;
-use crate::usage::UsageMeter;
+use crate::http::error::GatewayError;
+use crate::stream::scrub::Scrubber;
+use crate::stream::usage::UsageMeter;
 
-#[wasm_bindgen(module = "/src/shell/guard.js")]
+#[wasm_bindgen(module = "/src/shell/js/guard.js")]
 extern "C" {
     #[wasm_bindgen(js_name = guardBody)]
     fn guard_body(body: &ReadableStream, opts: &JsValue) -> ReadableStream;

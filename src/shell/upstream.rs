@@ -12,7 +12,7 @@ use worker::{
 };
 
 use super::stream::{guard, GuardOptions};
-use crate::error::GatewayError;
+use crate::http::error::GatewayError;
 
 /// What goes up as the request body.
 pub enum Body {

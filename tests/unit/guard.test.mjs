@@ -1,7 +1,7 @@
-// Unit tests of src/shell/guard.js (the response-body guard) under Node's web streams.
+// Unit tests of src/shell/js/guard.js (the response-body guard) under Node's web streams.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { guardBody } from '../../src/shell/guard.js';
+import { guardBody } from '../../src/shell/js/guard.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -107,7 +107,7 @@ test('the scrubber sees every byte once, also on reset', async () => {
 });
 
 test('readLimited returns the body, or null past the limit and cancels', async () => {
-  const { readLimited } = await import('../../src/shell/guard.js');
+  const { readLimited } = await import('../../src/shell/js/guard.js');
   const small = upstream(['ab', 'cd']);
   assert.equal(dec.decode(await readLimited(small.stream, 4)), 'abcd');
   const big = upstream(['ab', 'cd', 'e'], { hang: true });

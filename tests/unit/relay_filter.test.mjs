@@ -1,8 +1,8 @@
-// Unit tests of src/shell/relay_filter.js (the relay's streaming SSE tool filter) under Node's web streams.
+// Unit tests of src/shell/js/relay_filter.js (the relay's streaming SSE tool filter) under Node's web streams.
 // The wasm filter is stood in for by a JS object with the same interface.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { filterSse } from '../../src/shell/relay_filter.js';
+import { filterSse } from '../../src/shell/js/relay_filter.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::McpMode;
-use crate::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
+use crate::provider::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
+use crate::tenant::McpMode;
 
 fn server(url: &str, auth: McpAuth, allowed: Option<&[&str]>, approval: Approval) -> McpServer {
     McpServer {
@@ -336,7 +336,7 @@ fn untouched_bytes_are_kept() {
     }
     let keys: Vec<_> = raw_members(text.as_bytes()).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["temperature", "metadata", "tools", "stream"]);
-    crate::json::check_strict(text.as_bytes()).unwrap();
+    crate::provider::json::check_strict(text.as_bytes()).unwrap();
 }
 
 #[test]
@@ -402,7 +402,7 @@ mod property {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::json::test_support::{arb_members, arb_value, ws};
+    use crate::provider::json::test_support::{arb_members, arb_value, ws};
 
     fn arb_mcp_entry() -> impl Strategy<Value = String> {
         let label = prop_oneof![
@@ -476,7 +476,7 @@ mod property {
             let policy = McpPolicy { allow_unmanaged: allow, ..policy() };
             let Ok(result) = rewrite_responses(body.as_bytes(), &policy) else { return Ok(()) };
             let Some(output) = result.body else { return Ok(()) };
-            crate::json::check_strict(&output).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            crate::provider::json::check_strict(&output).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
             let ins = raw_members(body.as_bytes());
             let outs = raw_members(&output);
             prop_assert_eq!(ins.len(), outs.len());

@@ -10,9 +10,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::input::{check_secret, check_url, invalid, optional, parse_record, ParseOptions};
-use crate::error::GatewayError;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::http::error::GatewayError;
+use crate::tenant::input::{check_secret, check_url, invalid, optional, parse_record, ParseOptions};
 
 /// How the client authenticates at the token endpoint when it has a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, 
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::error::GatewayError;
+use crate::http::error::GatewayError;
 
 /// Longest key (in chars) echoed in an error message.
 const MAX_ECHOED_KEY_CHARS: usize = 64;
@@ -475,8 +475,8 @@ pub(crate) mod test_support {
     use proptest::prelude::*;
     use serde_json::Value;
 
-    use crate::config::{Approval, McpAuth, McpMode, McpPolicy, McpServer};
-    use crate::secret::Secret;
+    use crate::crypto::Secret;
+    use crate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer};
 
     /// `{"allow_unmanaged"?: bool, "servers": {name: {"url", "bearer"? | "headers"?: {..},
     /// "allowed_tools"?: [..], "require_approval"?: "always"|"never"}}}`

@@ -14,10 +14,10 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use crate::config::{McpAuth, McpPolicy, McpServer};
-use crate::error::GatewayError;
-use crate::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
-use crate::providers::openai::{array_of, intersect, unknown_server};
+use crate::http::error::GatewayError;
+use crate::provider::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
+use crate::provider::openai::{array_of, intersect, unknown_server};
+use crate::tenant::{McpAuth, McpPolicy, McpServer};
 
 /// The deprecated MCP connector beta: allowed tools in `tool_configuration`.
 pub const BETA_MCP_2025_04_04: &str = "mcp-client-2025-04-04";

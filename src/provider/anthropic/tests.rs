@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{Approval, McpMode};
-use crate::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::provider::json::test_support::{assert_verbatim, fixture_files, policy_from_json, raw_members};
+use crate::tenant::{Approval, McpMode};
 
 const NEW: &str = BETA_MCP_2025_11_20;
 const OLD: &str = BETA_MCP_2025_04_04;
@@ -356,7 +356,7 @@ fn untouched_bytes_are_kept() {
     ] {
         assert!(text.contains(fragment), "missing {fragment} in {text}");
     }
-    crate::json::check_strict(text.as_bytes()).unwrap();
+    crate::provider::json::check_strict(text.as_bytes()).unwrap();
 }
 
 #[test]
@@ -419,7 +419,7 @@ mod property {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::json::test_support::{arb_members, arb_value};
+    use crate::provider::json::test_support::{arb_members, arb_value};
 
     const NAMES: [&str; 6] = ["\"crm\"", "\"open\"", "\"hdr\"", "\"other\"", "\"../x\"", "\"\\u0063rm\""];
 
@@ -510,7 +510,7 @@ mod property {
                 prop_assert_eq!(b.matches("mcp-client-").count(), 1);
             }
             let Some(output) = result.body else { return Ok(()) };
-            crate::json::check_strict(&output).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            crate::provider::json::check_strict(&output).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
             let ins = raw_members(body.as_bytes());
             let outs = raw_members(&output);
             for (k, v) in &ins {

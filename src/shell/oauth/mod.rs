@@ -10,38 +10,42 @@
 //!
 //! Errors name the server and never carry a token or secret.
 
+mod discovery;
+mod http;
+pub(crate) mod object;
+
 use worker::{Env, Request, RequestInit, Response};
 
-use super::oauth_http::now_ms;
-use super::{env, kv};
-use crate::config::{McpAuth, McpPolicy, Tenant};
 use crate::crypto::MasterKey;
-use crate::error::GatewayError;
-use crate::kv_schema::{self, GatewayKeyRecord, StoredAuth, StoredTenant, TenantRecord};
+use crate::crypto::Secret;
+use crate::http::error::GatewayError;
+use crate::http::route::{OAuthAction, Rewrite};
 use crate::oauth::credential::{self, Retired};
 use crate::oauth::protocol::{Call, CredentialRef, Reply};
 use crate::oauth::records::{AccessToken, AccessTokenRecord, Sealer};
 use crate::oauth::{object_name, pkce};
-use crate::providers::refs::referenced_servers;
-use crate::route::{OAuthAction, Rewrite};
-use crate::secret::Secret;
+use crate::provider::refs::referenced_servers;
+use crate::shell::{env, kv};
+use crate::tenant::storage::{self, GatewayKeyRecord, StoredAuth, StoredTenant, TenantRecord};
+use crate::tenant::{McpAuth, McpPolicy, Tenant};
+use http::now_ms;
 
 /// Sends one call to a credential's Durable Object.
 async fn call_object(stub: &worker::Stub, call: &Call) -> Result<Reply, GatewayError> {
-    let body = serde_json::to_string(call).map_err(|_| super::internal("encoding an OAuth call failed"))?;
+    let body = serde_json::to_string(call).map_err(|_| crate::shell::internal("encoding an OAuth call failed"))?;
     let mut init = RequestInit::new();
     init.with_method(worker::Method::Post).with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
     let req = Request::new_with_init("https://oauth-credential.internal/", &init)
-        .map_err(|_| super::internal("building an OAuth call failed"))?;
+        .map_err(|_| crate::shell::internal("building an OAuth call failed"))?;
     let mut resp =
-        stub.fetch_with_request(req).await.map_err(|_| super::internal("the OAuth credential object failed"))?;
-    resp.json::<Reply>().await.map_err(|_| super::internal("the OAuth credential object answered garbage"))
+        stub.fetch_with_request(req).await.map_err(|_| crate::shell::internal("the OAuth credential object failed"))?;
+    resp.json::<Reply>().await.map_err(|_| crate::shell::internal("the OAuth credential object answered garbage"))
 }
 
 fn stub_by_name(env: &Env, tenant: &str, server: &str, credential_id: &str) -> Result<worker::Stub, GatewayError> {
     env.durable_object(env::OAUTH_BINDING)
         .and_then(|ns| ns.id_from_name(&object_name(tenant, server, credential_id))?.get_stub())
-        .map_err(|_| super::internal("Durable Object binding OAUTH_TOKENS is missing"))
+        .map_err(|_| crate::shell::internal("Durable Object binding OAUTH_TOKENS is missing"))
 }
 
 fn credential_ref(tenant: &str, server: &str, stored: &StoredTenant) -> Option<CredentialRef> {
@@ -70,13 +74,13 @@ fn reply_error(server: &str, reply: Reply) -> GatewayError {
         Reply::Failed { status: 502, message } => {
             GatewayError::McpOAuthUnavailable { server: server.to_string(), reason: message }
         }
-        Reply::Failed { message, .. } => super::internal(&format!("OAuth credential object: {message}")),
+        Reply::Failed { message, .. } => crate::shell::internal(&format!("OAuth credential object: {message}")),
         Reply::ExchangeFailed { server, reason } => GatewayError::McpOAuthUnavailable { server, reason },
         Reply::Token { .. }
         | Reply::Authorize { .. }
         | Reply::Connected { .. }
         | Reply::Status { .. }
-        | Reply::Done => super::internal("the OAuth credential object answered out of turn"),
+        | Reply::Done => crate::shell::internal("the OAuth credential object answered out of turn"),
     }
 }
 
@@ -134,7 +138,7 @@ pub async fn access_token(
     let Some(cred) = credential_ref(tenant, label, stored) else { return Ok(None) };
     let store = kv::store(env)?;
     let s = Sealer { key: master, tenant, server: label, credential_id: &cred.auth.credential_id };
-    let key = kv_schema::oauth_token_key(tenant, label, &cred.auth.credential_id);
+    let key = storage::oauth_token_key(tenant, label, &cred.auth.credential_id);
     let cached: Option<AccessTokenRecord> = kv::get_json(&store, &key).await.ok().flatten();
     let token = match cached.and_then(|r| AccessToken::from_record(&r, &s, now_ms())) {
         Some(t) => t.token,
@@ -162,7 +166,7 @@ pub async fn admin(
     action: OAuthAction,
 ) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
-    let record: TenantRecord = kv::get_json(&store, &kv_schema::tenant_key(tenant))
+    let record: TenantRecord = kv::get_json(&store, &storage::tenant_key(tenant))
         .await?
         .ok_or_else(|| GatewayError::NotFound { message: format!("Tenant '{tenant}' does not exist.") })?;
     let cred = match record.tenant.mcp_servers.get(server) {
@@ -184,7 +188,7 @@ pub async fn admin(
             let base = match env::public_base_url(env) {
                 Some(b) => b,
                 None => crate::oauth::urls::origin(&req.inner().url())
-                    .ok_or_else(|| super::internal("request URL does not parse"))?,
+                    .ok_or_else(|| crate::shell::internal("request URL does not parse"))?,
             };
             let redirect_uri = format!("{base}/oauth/callback");
             match call_for(env, &cred, &Call::Connect { cred: cred.clone(), redirect_uri }).await? {
@@ -221,7 +225,7 @@ pub async fn forget(env: &Env, tenant: &str, creds: &[Retired]) {
             let _ = call_object(&stub, &Call::Forget).await;
         }
         if let Some(store) = &store {
-            let _ = store.delete(&kv_schema::oauth_token_key(tenant, &c.server, &c.credential_id)).await;
+            let _ = store.delete(&storage::oauth_token_key(tenant, &c.server, &c.credential_id)).await;
         }
     }
 }
@@ -234,9 +238,9 @@ pub fn assign_credentials(
     new: &mut Tenant,
     old: Option<&TenantRecord>,
 ) -> Result<Vec<Retired>, GatewayError> {
-    let old = old.and_then(|r| kv_schema::open_tenant(master, tenant, &r.tenant, false, false, true).ok());
+    let old = old.and_then(|r| storage::open_tenant(master, tenant, &r.tenant, false, false, true).ok());
     credential::assign_ids(new, old.as_ref(), crate::oauth::new_credential_id)
-        .map_err(|_| super::internal("random source failed"))
+        .map_err(|_| crate::shell::internal("random source failed"))
 }
 
 /// Every credential of a stored tenant (for deletion).
@@ -255,14 +259,14 @@ pub fn credentials_of(record: &TenantRecord) -> Vec<Retired> {
 /// `GET /oauth/callback?state=…&code=…` (or `error=…`).
 pub async fn callback(req: &Request, env: &Env) -> Result<Response, GatewayError> {
     let url = req.inner().url();
-    let param = |name: &str| crate::route::query_param(&url, name);
+    let param = |name: &str| crate::http::route::query_param(&url, name);
     let (state, code, error) = (param("state"), param("code"), param("error"));
     let unknown = || GatewayError::bad_param("state", "This authorization link is unknown or was already used.");
     let state = state.ok_or_else(unknown)?;
     let object_id = pkce::object_id_of_state(&state).ok_or_else(unknown)?;
     let stub = env
         .durable_object(env::OAUTH_BINDING)
-        .map_err(|_| super::internal("Durable Object binding OAUTH_TOKENS is missing"))?
+        .map_err(|_| crate::shell::internal("Durable Object binding OAUTH_TOKENS is missing"))?
         .id_from_string(object_id)
         .and_then(|id| id.get_stub())
         .map_err(|_| unknown())?;

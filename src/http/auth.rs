@@ -2,9 +2,9 @@
 //! Never logs or echoes what it reads.
 
 use crate::crypto::ct_eq;
-use crate::error::GatewayError;
-use crate::headers::get;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::http::error::GatewayError;
+use crate::http::headers::get;
 
 fn unauthenticated(message: &str) -> GatewayError {
     GatewayError::Unauthenticated { message: message.to_string() }

@@ -1,15 +1,15 @@
 //! Tenant configuration: the validated domain types the gateway works with.
 //!
 //! Admin input is parsed into these types by [`input`]; the stored form with
-//! sealed secrets lives in [`crate::kv_schema`]. Plaintext secrets only ever
+//! sealed secrets lives in [`crate::tenant::storage`]. Plaintext secrets only ever
 //! exist here inside [`Secret`].
 
 pub mod input;
-pub mod oauth;
+pub mod storage;
 
 use std::collections::BTreeMap;
 
-use crate::secret::Secret;
+use crate::crypto::Secret;
 
 /// How the gateway authenticates to an MCP server on the tenant's behalf.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub enum McpAuth {
     Headers(Vec<(String, Secret)>),
     /// OAuth 2 credentials the gateway turns into a bearer access token before
     /// rewriting (see [`oauth`]); the rewriters never see this variant.
-    OAuth2(Box<oauth::OAuthConfig>),
+    OAuth2(Box<crate::oauth::config::OAuthConfig>),
 }
 
 /// The tenant's approval policy for a server's tool calls.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{is_valid_name, Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
-use crate::error::GatewayError;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::http::error::GatewayError;
 
 /// Longest secret (provider key, token, header value) accepted.
 const MAX_SECRET_LEN: usize = 8192;
@@ -111,7 +111,7 @@ pub struct ParseOptions {
     pub allow_insecure_urls: bool,
 }
 
-pub(super) fn invalid(path: &str, why: impl std::fmt::Display) -> GatewayError {
+pub(crate) fn invalid(path: &str, why: impl std::fmt::Display) -> GatewayError {
     GatewayError::bad_param(path, format!("Invalid tenant config at '{path}': {why}"))
 }
 
@@ -129,13 +129,13 @@ fn serde_reason(e: &serde_json::Error) -> String {
     text.chars().take(200).collect()
 }
 
-pub(super) fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
+pub(crate) fn parse_at<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
     serde_json::from_str(raw).map_err(|e| invalid(path, serde_reason(&e)))
 }
 
 /// Like [`parse_at`] for records: serde's derived structs also accept a JSON
 /// array of their fields in order, which the admin API does not.
-pub(super) fn parse_record<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
+pub(crate) fn parse_record<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> Result<T, GatewayError> {
     if !raw.trim_start().starts_with('{') {
         return Err(invalid(path, "expected an object"));
     }
@@ -143,7 +143,7 @@ pub(super) fn parse_record<'a, T: Deserialize<'a>>(raw: &'a str, path: &str) -> 
 }
 
 /// An optional field; `null` counts as absent.
-pub(super) fn optional<T: serde::de::DeserializeOwned>(
+pub(crate) fn optional<T: serde::de::DeserializeOwned>(
     raw: Option<&RawValue>,
     path: &str,
 ) -> Result<Option<T>, GatewayError> {
@@ -158,7 +158,7 @@ pub(super) fn optional<T: serde::de::DeserializeOwned>(
 /// # Errors
 /// A 400 naming the first offending field.
 pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayError> {
-    crate::json::check_strict(body)?;
+    crate::provider::json::check_strict(body)?;
     let text = std::str::from_utf8(body).map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
     let raw: RawTenant<'_> = serde_json::from_str(text).map_err(|e| invalid("$", serde_reason(&e)))?;
 
@@ -286,13 +286,13 @@ fn parse_auth(raw: &str, path: &str, opts: ParseOptions) -> Result<McpAuth, Gate
             }
             Ok(McpAuth::Headers(out))
         }
-        "oauth2" => super::oauth::parse_oauth2(raw, path, opts).map(|c| McpAuth::OAuth2(Box::new(c))),
+        "oauth2" => crate::oauth::config::parse_oauth2(raw, path, opts).map(|c| McpAuth::OAuth2(Box::new(c))),
         _ => Err(invalid(&format!("{path}.type"), "must be one of \"none\", \"bearer\", \"headers\", \"oauth2\"")),
     }
 }
 
 /// Secrets travel in HTTP headers: visible ASCII and spaces only, no CR, LF or NUL.
-pub(super) fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
+pub(crate) fn check_secret(value: String, path: &str) -> Result<Secret, GatewayError> {
     if value.trim().is_empty() {
         return Err(invalid(path, "must not be empty"));
     }
@@ -582,7 +582,7 @@ mod tests {
 
     mod property {
         use super::*;
-        use crate::json::test_support::arb_value;
+        use crate::provider::json::test_support::arb_value;
         use proptest::prelude::*;
 
         const PLANTED: &str = "sk-planted-secret-value";

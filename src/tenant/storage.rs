@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
+use crate::crypto::REDACTED;
 use crate::crypto::{Aad, CryptoError, MasterKey};
 use crate::oauth::records::{open_oauth, redacted_oauth, seal_oauth, StoredOAuth};
-use crate::secret::REDACTED;
+use crate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 
 /// Record version written today.
 pub const RECORD_VERSION: u32 = 1;
@@ -146,7 +146,7 @@ fn field_header(server: &str, header: &str) -> String {
 /// # Errors
 /// [`CryptoError::Rng`] if no nonce can be drawn.
 pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<StoredTenant, CryptoError> {
-    let seal = |field: &str, s: &crate::secret::Secret| key.seal(&Aad::new(tenant_id, field), s);
+    let seal = |field: &str, s: &crate::crypto::Secret| key.seal(&Aad::new(tenant_id, field), s);
     let mut out = StoredTenant {
         openai_key: tenant.openai_key.as_ref().map(|s| seal(field_openai(), s)).transpose()?,
         anthropic_key: tenant.anthropic_key.as_ref().map(|s| seal(field_anthropic(), s)).transpose()?,
@@ -243,10 +243,10 @@ pub fn open_server(key: &MasterKey, tenant_id: &str, name: &str, s: &StoredServe
 
 /// Whether the stored tenant has a key for the provider, without decrypting it.
 #[must_use]
-pub fn has_provider_key(stored: &StoredTenant, provider: crate::providers::Provider) -> bool {
+pub fn has_provider_key(stored: &StoredTenant, provider: crate::provider::Provider) -> bool {
     match provider {
-        crate::providers::Provider::OpenAi => stored.openai_key.is_some(),
-        crate::providers::Provider::Anthropic => stored.anthropic_key.is_some(),
+        crate::provider::Provider::OpenAi => stored.openai_key.is_some(),
+        crate::provider::Provider::Anthropic => stored.anthropic_key.is_some(),
     }
 }
 
@@ -368,7 +368,7 @@ pub fn plan_remove_key(tenant_id: &str, mut record: TenantRecord, key_id: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::{parse_tenant, ParseOptions};
+    use crate::tenant::input::{parse_tenant, ParseOptions};
     use base64::Engine;
 
     fn master() -> MasterKey {
@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn storage_doc_lists_every_prefix() {
-        let doc = include_str!("../docs/storage-schema.md");
+        let doc = include_str!("../../docs/storage-schema.md");
         for p in PREFIXES {
             assert!(doc.contains(&format!("`{p}")), "docs/storage-schema.md does not document {p}");
         }

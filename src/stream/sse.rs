@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::providers::Provider;
+use crate::provider::Provider;
 
 /// The SSE dialect of a streamed response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

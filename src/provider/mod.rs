@@ -1,6 +1,7 @@
 //! The closed set of upstream providers and what differs between them.
 
 pub mod anthropic;
+pub mod json;
 pub mod openai;
 pub mod refs;
 

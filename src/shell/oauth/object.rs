@@ -15,10 +15,10 @@ use std::rc::Rc;
 
 use worker::{durable_object, DurableObject, Env, Request, Response, State, Storage};
 
-use super::oauth_discovery::{discover, register};
-use super::oauth_http::{now_ms, post_token};
+use super::discovery::{discover, register};
+use super::http::{now_ms, post_token};
+use crate::crypto::Secret;
 use crate::crypto::{random_bytes, MasterKey};
-use crate::kv_schema;
 use crate::oauth::metadata::{authorization_url, is_fetchable, AuthorizationRequest};
 use crate::oauth::pkce;
 use crate::oauth::protocol::{Call, CredentialRef, Reply};
@@ -27,7 +27,7 @@ use crate::oauth::state::{
     configured_client, CredentialState, PendingConnect, Plan, Registration, StoredClient, PENDING_TTL_MS,
 };
 use crate::oauth::token::{build_request, Client, GrantRequest};
-use crate::secret::Secret;
+use crate::tenant::storage;
 
 /// The storage key of [`CredentialState`] (documented in docs/storage-schema.md).
 const STATE_KEY: &str = "state";
@@ -93,8 +93,8 @@ async fn save(storage: &Storage, cache: &Cache, st: &CredentialState) -> bool {
 
 /// Writes the KV read-path copy of a new access token (best effort: the object stays the source of truth).
 async fn publish(env: &Env, s: &Sealer<'_>, token: &AccessToken) {
-    let (Ok(kv), Ok(record)) = (super::kv::store(env), token.to_record(s)) else { return };
-    let key = kv_schema::oauth_token_key(s.tenant, s.server, s.credential_id);
+    let (Ok(kv), Ok(record)) = (crate::shell::kv::store(env), token.to_record(s)) else { return };
+    let key = storage::oauth_token_key(s.tenant, s.server, s.credential_id);
     let Ok(value) = serde_json::to_string(&record) else { return };
     if let Ok(put) = kv.put(&key, value) {
         let _ = put.expiration_ttl(token.kv_ttl_secs(now_ms())).execute().await;
@@ -123,7 +123,7 @@ impl OAuthCredential {
     }
 
     async fn handle(&self, call: Call) -> Reply {
-        let Ok(key) = super::env::master_key(&self.env) else { return failed(500, "MASTER_KEY is not usable") };
+        let Ok(key) = crate::shell::env::master_key(&self.env) else { return failed(500, "MASTER_KEY is not usable") };
         match call {
             Call::Token { cred } => {
                 let s = sealer(&key, &cred);
@@ -178,7 +178,7 @@ fn sealer<'a>(key: &'a MasterKey, cred: &'a CredentialRef) -> Sealer<'a> {
 
 /// Uses the stored token if fresh, else asks the token endpoint once.
 async fn refresh(ctx: Ctx, cred: CredentialRef) -> Reply {
-    let Ok(key) = super::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
+    let Ok(key) = crate::shell::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
     let Ok(cfg) = open_oauth(&key, &cred.tenant, &cred.server, &cred.auth) else {
         return failed(500, "the stored OAuth config does not open");
     };
@@ -242,7 +242,7 @@ async fn connect(ctx: Ctx, key: &MasterKey, cred: CredentialRef, redirect_uri: &
     let Ok(cfg) = open_oauth(key, &cred.tenant, &cred.server, &cred.auth) else {
         return failed(500, "the stored OAuth config does not open");
     };
-    let allow_insecure = super::env::parse_options(&ctx.env).allow_insecure_urls;
+    let allow_insecure = crate::shell::env::parse_options(&ctx.env).allow_insecure_urls;
     let found = match discover(&cred.mcp_url, |u| is_fetchable(u, allow_insecure)).await {
         Ok(d) => d,
         Err(why) => return Reply::Unavailable { reason: format!("discovery failed: {why}") },
@@ -346,7 +346,7 @@ async fn connect(ctx: Ctx, key: &MasterKey, cred: CredentialRef, redirect_uri: &
 
 /// Completes the connect flow: checks `state`, exchanges the code, stores the tokens.
 async fn finish(ctx: Ctx, state: String, code: Option<String>, error: Option<String>) -> Reply {
-    let Ok(key) = super::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
+    let Ok(key) = crate::shell::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
     let mut st = load(&ctx.storage, &ctx.cache).await;
     let pending = match st.take_pending(&state, now_ms()) {
         Ok(p) => p,

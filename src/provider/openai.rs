@@ -15,10 +15,10 @@ use std::borrow::Cow;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::config::{is_valid_name, Approval, McpAuth, McpPolicy, McpServer};
-use crate::error::GatewayError;
-use crate::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::http::error::GatewayError;
+use crate::provider::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
+use crate::tenant::{is_valid_name, Approval, McpAuth, McpPolicy, McpServer};
 
 /// Members of an `mcp` tool the gateway owns for a managed server.
 const OWNED_FIELDS: [&str; 5] = ["server_url", "headers", "authorization", "connector_id", "tunnel_id"];

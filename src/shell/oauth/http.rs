@@ -4,8 +4,8 @@
 //! no redirects followed, bodies read whole up to a small limit. Nothing
 //! here logs a URL's query, a header value or a body.
 
-use super::upstream::{self, Body, Outbound};
 use crate::oauth::token::{parse_token_response, TokenFailure, TokenRequest, TokenSet};
+use crate::shell::upstream::{self, Body, Outbound};
 
 /// Longest wait for any OAuth-related answer.
 const TIMEOUT_MS: u64 = 10_000;
@@ -32,8 +32,8 @@ pub async fn fetch(method: &str, url: &str, headers: Vec<(String, String)>, body
     .await
     .ok()?;
     let status = resp.status_code();
-    let headers = super::header_pairs(resp.headers());
-    let declared = crate::headers::get(&headers, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
+    let headers = crate::shell::header_pairs(resp.headers());
+    let declared = crate::http::headers::get(&headers, "content-length").and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
         return None;
     }

@@ -1,9 +1,9 @@
 //! Pure routing: method + path → [`Route`]. Unknown paths and wrong methods
 //! become the contract's JSON errors, never the runtime's plain text.
 
-use crate::config::is_valid_name;
-use crate::error::{GatewayError, Shape};
-use crate::providers::Provider;
+use crate::http::error::{GatewayError, Shape};
+use crate::provider::Provider;
+use crate::tenant::is_valid_name;
 
 /// Which body rewrite a provider route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

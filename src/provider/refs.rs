@@ -5,8 +5,8 @@
 
 #![forbid(unsafe_code)]
 
-use crate::json::{self, as_str, kind, Kind, Members};
-use crate::route::Rewrite;
+use crate::http::route::Rewrite;
+use crate::provider::json::{self, as_str, kind, Kind, Members};
 
 /// Labels named by `tools[type=mcp].server_label` (Responses) or
 /// `mcp_servers[].name` (Messages), in request order. Empty for bodies that

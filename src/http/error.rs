@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::providers::Provider;
+use crate::provider::Provider;
 
 /// One variant per row of the contract's error table (plus later rows for
 /// OAuth and rate limits). `message` texts are safe to show to the caller.

@@ -3,8 +3,8 @@
 //!
 //! Invariant: the gateway key never leaves, in either header the SDKs use.
 
-use crate::providers::Provider;
-use crate::secret::Secret;
+use crate::crypto::Secret;
+use crate::provider::Provider;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// plus those the runtime sets itself.

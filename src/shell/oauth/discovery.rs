@@ -4,7 +4,7 @@
 //! every decision are in `crate::oauth::metadata`; this file only fetches.
 //! Failure reasons are the gateway's own words, never upstream content.
 
-use super::oauth_http::{fetch, get_document};
+use super::http::{fetch, get_document};
 use crate::oauth::metadata::{
     authorization_server_urls, fallback_issuer, parse_registration, parse_resource_metadata, parse_server_metadata,
     parse_www_authenticate, protected_resource_urls, registration_request, Registration, ServerMetadata,
@@ -36,7 +36,7 @@ pub async fn discover(mcp_url: &str, allowed: impl Fn(&str) -> bool) -> Result<D
     )
     .await
     .ok_or_else(|| "the MCP server could not be reached".to_string())?;
-    let challenge = crate::headers::get(&probe.headers, "www-authenticate").and_then(parse_www_authenticate);
+    let challenge = crate::http::headers::get(&probe.headers, "www-authenticate").and_then(parse_www_authenticate);
 
     let mut candidates: Vec<String> = Vec::new();
     if let Some(u) = challenge.as_ref().and_then(|c| c.resource_metadata.clone()) {

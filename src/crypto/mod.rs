@@ -6,6 +6,9 @@
 //! and the field path, so a ciphertext copied to another tenant or field
 //! fails to open. Primitives are RustCrypto's audited `aes-gcm` and `sha2`.
 
+mod secret;
+pub use secret::{Secret, REDACTED};
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -13,8 +16,6 @@ use base64::Engine;
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use crate::secret::Secret;
 
 const ENVELOPE_PREFIX: &str = "v1:";
 /// HKDF salt for subkeys of `MASTER_KEY` (a fixed, public domain separator).

@@ -7,7 +7,7 @@
 //! byte), so text that cannot begin a secret, such as an SSE event's closing
 //! blank line, goes out at once.
 
-use crate::secret::REDACTED;
+use crate::crypto::REDACTED;
 
 /// Secrets shorter than this are not scrubbed: replacing two-letter values
 /// would mangle ordinary text without protecting anything.

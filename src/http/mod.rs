@@ -1,0 +1,9 @@
+//! The HTTP edge of the gateway: which route a request is, the credentials
+//! it carries, the headers that may cross, the errors the gateway answers
+//! and the one log line written per request.
+
+pub mod auth;
+pub mod error;
+pub mod headers;
+pub mod log;
+pub mod route;
