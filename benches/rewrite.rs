@@ -18,7 +18,8 @@ use mcpgate::crypto::Secret;
 use mcpgate::crypto::{sha256_hex, MasterKey};
 use mcpgate::provider::json;
 use mcpgate::provider::openai::rewrite_responses;
-use mcpgate::tenant::storage::{open_tenant, seal_tenant};
+use mcpgate::provider::Provider;
+use mcpgate::tenant::storage::{open_tenant, seal_tenant, Opening};
 use mcpgate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 
 fn policy() -> McpPolicy {
@@ -130,7 +131,7 @@ fn main() {
     let stored = seal_tenant(&master, "bench", &tenant).expect("seal");
     let open_s = time(runs, if smoke { 10 } else { 2000 }, || {
         black_box(sha256_hex(black_box(b"mgk_0123456789abcdef0123456789abcdef0123")));
-        black_box(open_tenant(&master, "bench", &stored, true, false, true).expect("open"));
+        black_box(open_tenant(&master, "bench", &stored, Opening { provider: Some(Provider::OpenAi) }).expect("open"));
     });
 
     println!(

@@ -20,8 +20,13 @@ pub enum GatewayError {
     InvalidCapability { message: &'static str, missing: bool },
     /// Malformed body, wrong field types, unknown MCP server, client-owned credentials.
     BadRequest { message: String, param: Option<String> },
-    /// Body over `MAX_BODY_BYTES`.
+    /// Body over `MAX_BODY_BYTES` (after decoding its `Content-Encoding`).
     PayloadTooLarge { limit: u64 },
+    /// A request `Content-Encoding` the gateway cannot decode (it must read
+    /// what it polices, and forwards bodies decoded).
+    UnsupportedEncoding { encoding: String },
+    /// A route whose body the gateway cannot police for this tenant.
+    RouteRefused { message: String },
     /// The tenant has no API key for the route's provider.
     NoProviderKey(Provider),
     /// Unknown route (or admin API disabled, or an absent resource).
@@ -99,6 +104,16 @@ impl GatewayError {
             }
             Self::BadRequest { .. } => (400, "invalid_request_error", None, "invalid_request_error", Some(false)),
             Self::PayloadTooLarge { .. } => (413, "invalid_request_error", None, "request_too_large", Some(false)),
+            Self::UnsupportedEncoding { .. } => (
+                415,
+                "invalid_request_error",
+                Some("unsupported_content_encoding"),
+                "invalid_request_error",
+                Some(false),
+            ),
+            Self::RouteRefused { .. } => {
+                (403, "permission_error", Some("route_refused_by_mcp_policy"), "permission_error", Some(false))
+            }
             Self::NoProviderKey(_) => (403, "permission_error", None, "permission_error", Some(false)),
             Self::NotFound { .. } => (404, "not_found_error", None, "not_found_error", Some(false)),
             Self::MethodNotAllowed { .. } => (405, "invalid_request_error", None, "invalid_request_error", Some(false)),
@@ -128,6 +143,8 @@ impl GatewayError {
             Self::InvalidCapability { .. } => "invalid_capability_token",
             Self::BadRequest { .. } => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedEncoding { .. } => "unsupported_content_encoding",
+            Self::RouteRefused { .. } => "route_refused",
             Self::NoProviderKey(_) => "no_provider_key",
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -144,9 +161,13 @@ impl GatewayError {
     #[must_use]
     pub fn message(&self) -> String {
         match self {
-            Self::Unauthenticated { message } | Self::BadRequest { message, .. } | Self::NotFound { message } => {
-                message.clone()
-            }
+            Self::Unauthenticated { message }
+            | Self::BadRequest { message, .. }
+            | Self::NotFound { message }
+            | Self::RouteRefused { message } => message.clone(),
+            Self::UnsupportedEncoding { encoding } => format!(
+                "Content-Encoding '{encoding}' is not supported; send the body plain, gzip, deflate or br encoded."
+            ),
             Self::InvalidCapability { message, .. } => (*message).to_string(),
             Self::PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")

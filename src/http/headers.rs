@@ -22,12 +22,24 @@ const HOP_BY_HOP: [&str; 11] = [
     "content-length",
 ];
 
-/// Owned by the gateway on the way up: the credentials, and the encoding
-/// (the runtime negotiates and decodes compression itself).
-const GATEWAY_OWNED_UP: [&str; 3] = ["authorization", "x-api-key", "accept-encoding"];
+/// Owned by the gateway on the way up: the credentials, the encodings (the
+/// runtime negotiates response compression itself; request bodies go up
+/// decoded), the gateway's own `mcpgate-*` headers, and the headers that
+/// pick which of the provider account's organizations or projects pays.
+const GATEWAY_OWNED_UP: [&str; 6] =
+    ["authorization", "x-api-key", "accept-encoding", "content-encoding", "openai-organization", "openai-project"];
+
+/// Headers that describe the client's network path: the provider has no use
+/// for them, and a proxy must not pass on what a client claims about it.
+const CLIENT_PATH: [&str; 4] = ["forwarded", "x-real-ip", "true-client-ip", "via"];
 
 fn dropped_up(name: &str) -> bool {
-    HOP_BY_HOP.contains(&name) || GATEWAY_OWNED_UP.contains(&name) || name.starts_with("cf-")
+    HOP_BY_HOP.contains(&name)
+        || GATEWAY_OWNED_UP.contains(&name)
+        || CLIENT_PATH.contains(&name)
+        || name.starts_with("cf-")
+        || name.starts_with("x-forwarded-")
+        || name.starts_with("mcpgate-")
 }
 
 /// Builds the upstream request headers: client headers minus hop-by-hop,
@@ -61,7 +73,11 @@ pub fn upstream_request_headers(
 /// an identity stream is never held back by a compressor).
 #[must_use]
 pub fn client_response_headers(upstream: &[(String, String)]) -> Vec<(String, String)> {
-    upstream.iter().filter(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && n != "content-encoding").cloned().collect()
+    upstream
+        .iter()
+        .filter(|(n, _)| !HOP_BY_HOP.contains(&n.as_str()) && n != "content-encoding" && n != "set-cookie")
+        .cloned()
+        .collect()
 }
 
 /// First value of a header (names are lowercase).
@@ -91,6 +107,14 @@ mod tests {
             ("content-length", "12"),
             ("host", "gw"),
             ("content-type", "application/json"),
+            ("openai-organization", "org-someone-else"),
+            ("openai-project", "proj_x"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-host", "evil"),
+            ("x-real-ip", "1.2.3.4"),
+            ("content-encoding", "gzip"),
+            ("mcpgate-user", "u-1"),
         ]);
         let up = upstream_request_headers(&client, Provider::Anthropic, &Secret::new("sk-ant"), None);
         assert!(up.iter().all(|(_, v)| !v.contains("mgk_gateway")));
@@ -100,7 +124,20 @@ mod tests {
         assert_eq!(up.iter().filter(|(n, _)| n == "anthropic-version").count(), 1);
         assert_eq!(get(&up, "x-stainless-lang"), Some("python"));
         assert_eq!(get(&up, "openai-beta"), Some("responses_multi_agent=v1"));
-        for gone in ["cf-connecting-ip", "connection", "content-length", "host"] {
+        for gone in [
+            "cf-connecting-ip",
+            "connection",
+            "content-length",
+            "host",
+            "openai-organization",
+            "openai-project",
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-real-ip",
+            "content-encoding",
+            "mcpgate-user",
+        ] {
             assert_eq!(get(&up, gone), None, "{gone}");
         }
         let up = upstream_request_headers(&client, Provider::OpenAi, &Secret::new("sk-oai"), None);
@@ -132,6 +169,7 @@ mod tests {
             ("x-request-id", "req_1"),
             ("retry-after", "3"),
             ("x-should-retry", "true"),
+            ("set-cookie", "__cf_bm=abc; path=/"),
         ]);
         let out = client_response_headers(&up);
         assert_eq!(

@@ -34,11 +34,47 @@ pub struct RequestLog {
     pub output_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_tool_calls: Option<u64>,
-    /// `completed`, `client_cancelled`, `upstream_reset`, `upstream_stalled`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// The MCP relay's part (route `relay`): one line per relayed MCP call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayLog>,
+}
+
+/// How an answer ended. Crosses from the JS stream guard as a string; a
+/// string outside this set is [`Outcome::Unrecognized`], never success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Completed,
+    ClientCancelled,
+    UpstreamReset,
+    UpstreamStalled,
+    Unrecognized,
+}
+
+impl Outcome {
+    /// The guard's word for how a stream ended.
+    #[must_use]
+    pub fn from_guard(s: &str) -> Self {
+        match s {
+            "completed" => Self::Completed,
+            "client_cancelled" => Self::ClientCancelled,
+            "upstream_reset" => Self::UpstreamReset,
+            "upstream_stalled" => Self::UpstreamStalled,
+            _ => Self::Unrecognized,
+        }
+    }
+
+    /// The log's `error_class` for an outcome that is not a clean end.
+    #[must_use]
+    pub const fn error_class(self) -> Option<&'static str> {
+        match self {
+            Self::Completed | Self::ClientCancelled => None,
+            Self::UpstreamReset | Self::UpstreamStalled => Some("upstream_stream_interrupted"),
+            Self::Unrecognized => Some("internal"),
+        }
+    }
 }
 
 /// What the relay did with one MCP request. Names and ids only.
@@ -91,7 +127,7 @@ mod tests {
             input_tokens: Some(1),
             output_tokens: Some(2),
             mcp_tool_calls: Some(0),
-            outcome: "completed",
+            outcome: Outcome::Completed,
             relay: None,
         };
         let v: serde_json::Value = serde_json::from_str(&log.to_line()).unwrap();
@@ -109,5 +145,25 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "{k}");
         }
+    }
+
+    #[test]
+    fn outcomes_are_a_closed_set() {
+        for (s, o) in [
+            ("completed", Outcome::Completed),
+            ("client_cancelled", Outcome::ClientCancelled),
+            ("upstream_reset", Outcome::UpstreamReset),
+            ("upstream_stalled", Outcome::UpstreamStalled),
+        ] {
+            assert_eq!(Outcome::from_guard(s), o);
+            assert_eq!(serde_json::to_value(o).unwrap(), s);
+        }
+        // A typo never reads as success.
+        for s in ["complete", "", "COMPLETED", "upstream_resett"] {
+            assert_eq!(Outcome::from_guard(s), Outcome::Unrecognized);
+            assert!(Outcome::from_guard(s).error_class().is_some());
+        }
+        assert_eq!(Outcome::Completed.error_class(), None);
+        assert_eq!(Outcome::UpstreamStalled.error_class(), Some("upstream_stream_interrupted"));
     }
 }

@@ -3,7 +3,9 @@
 //! and the one log line written per request.
 
 pub mod auth;
+pub mod encoding;
 pub mod error;
 pub mod headers;
 pub mod log;
+pub mod path;
 pub mod route;

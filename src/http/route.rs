@@ -1,31 +1,49 @@
 //! Pure routing: method + path → [`Route`]. Unknown paths and wrong methods
-//! become the contract's JSON errors, never the runtime's plain text.
+//! become the gateway's JSON errors, never the runtime's plain text. Every
+//! route carries its method, so a handler never re-decides it.
 
 use crate::http::error::{GatewayError, Shape};
+use crate::http::path::canonical;
+use crate::provider::routes::{treatment, Treatment};
 use crate::provider::Provider;
 use crate::tenant::is_valid_name;
 
-/// Which body rewrite a provider route needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rewrite {
-    /// OpenAI `POST /v1/responses`: `tools[type=mcp]`.
-    Responses,
-    /// Anthropic `POST /v1/messages` and `/v1/messages/count_tokens`: `mcp_servers[]`.
-    Messages,
+/// One admin operation: route and method together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOp {
+    /// `PUT /admin/tenants/{id}`.
+    PutTenant { tenant: String },
+    /// `GET /admin/tenants/{id}`.
+    GetTenant { tenant: String },
+    /// `DELETE /admin/tenants/{id}`.
+    DeleteTenant { tenant: String },
+    /// `POST /admin/tenants/{id}/keys`.
+    CreateKey { tenant: String },
+    /// `GET /admin/tenants/{id}/keys`.
+    ListKeys { tenant: String },
+    /// `DELETE /admin/tenants/{id}/keys/{key_id}`.
+    DeleteKey { tenant: String, key_id: String },
+    /// `GET /admin/tenants/{id}/usage?from=&to=`.
+    Usage { tenant: String },
+    /// `.../mcp_servers/{name}/oauth[/connect]`.
+    OAuth { tenant: String, server: String, action: OAuthAction },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminRoute {
-    /// `/admin/tenants/{id}`: PUT, GET, DELETE.
-    Tenant { tenant: String },
-    /// `/admin/tenants/{id}/keys`: POST, GET.
-    Keys { tenant: String },
-    /// `/admin/tenants/{id}/keys/{key_id}`: DELETE.
-    Key { tenant: String, key_id: String },
-    /// `/admin/tenants/{id}/usage?from=&to=`: GET.
-    Usage { tenant: String },
-    /// `/admin/tenants/{id}/mcp_servers/{name}/oauth[/connect]`.
-    OAuth { tenant: String, server: String, action: OAuthAction },
+impl AdminOp {
+    /// The tenant the operation is about.
+    #[must_use]
+    pub fn tenant(&self) -> &str {
+        match self {
+            Self::PutTenant { tenant }
+            | Self::GetTenant { tenant }
+            | Self::DeleteTenant { tenant }
+            | Self::CreateKey { tenant }
+            | Self::ListKeys { tenant }
+            | Self::DeleteKey { tenant, .. }
+            | Self::Usage { tenant }
+            | Self::OAuth { tenant, .. } => tenant,
+        }
+    }
 }
 
 /// What an admin call does to an MCP server's OAuth credential.
@@ -39,12 +57,16 @@ pub enum OAuthAction {
     Disconnect,
 }
 
+/// HTTP methods the gateway tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
+    Head,
     Post,
     Put,
+    Patch,
     Delete,
+    Options,
     Other,
 }
 
@@ -53,35 +75,53 @@ impl Method {
     pub fn parse(m: &str) -> Self {
         match m {
             "GET" => Self::Get,
+            "HEAD" => Self::Head,
             "POST" => Self::Post,
             "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
             "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
             _ => Self::Other,
         }
     }
+
+    /// Methods whose request body is forwarded.
+    #[must_use]
+    pub const fn has_body(self) -> bool {
+        matches!(self, Self::Post | Self::Put | Self::Patch)
+    }
+}
+
+/// The methods the MCP relay forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMethod {
+    /// A JSON-RPC message (policed).
+    Post,
+    /// The standalone SSE stream of a session.
+    Get,
+    /// Ends a session.
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
-    Admin {
-        route: AdminRoute,
-        method: Method,
-    },
-    /// Anything under `/openai/v1/` or `/anthropic/v1/`. `upstream_path`
-    /// starts with `/v1/`; the query string is appended by the shell.
+    Admin(AdminOp),
+    /// Anything under `/openai/v1/` or `/anthropic/v1/`. `upstream_path` is
+    /// canonical and starts with `/v1/`; the query string is appended by the shell.
     Provider {
         provider: Provider,
+        method: Method,
         upstream_path: String,
-        rewrite: Option<Rewrite>,
+        treatment: Treatment,
     },
     /// `GET /oauth/callback`: the authorization server's redirect (public).
     OAuthCallback,
-    /// `/mcp/{tenant}/{server}`: the MCP relay (GET, POST, DELETE).
+    /// `/mcp/{tenant}/{server}`: the MCP relay.
     Relay {
         tenant: String,
         server: String,
-        method: Method,
+        method: RelayMethod,
     },
 }
 
@@ -97,23 +137,13 @@ pub fn shape_of(path: &str) -> Shape {
     }
 }
 
-/// A path segment that is a dot segment (also percent-encoded) or hides a
-/// slash or backslash could step out of `/v1/` upstream.
-fn is_unsafe_segment(seg: &str) -> bool {
-    let lower = seg.to_ascii_lowercase();
-    let decoded_dots = lower.replace("%2e", ".");
-    decoded_dots == "." || decoded_dots == ".." || lower.contains("%2f") || lower.contains("%5c") || seg.contains('\\')
-}
-
-/// Classifies a request.
+/// Classifies a request on the canonical form of its path.
 ///
 /// # Errors
-/// 404 for unknown or unsafe paths, 405 for wrong methods, 400 for invalid tenant ids.
+/// 404 for unknown or non-canonical paths, 405 for wrong methods, 400 for invalid tenant ids.
 pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
     let m = Method::parse(method);
-    if path.split('/').any(is_unsafe_segment) {
-        return Err(GatewayError::not_found());
-    }
+    let path = canonical(path).map_err(|_| GatewayError::not_found())?;
     if path == "/healthz" {
         return match m {
             Method::Get => Ok(Route::Health),
@@ -126,17 +156,11 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             Provider::Anthropic => "/anthropic",
         };
         if let Some(rest) = path.strip_prefix(prefix) {
-            if !rest.starts_with("/v1/") || rest.len() == "/v1/".len() {
+            if !rest.starts_with("/v1/") {
                 return Err(GatewayError::not_found());
             }
-            let rewrite = match (provider, m, rest) {
-                (Provider::OpenAi, Method::Post, "/v1/responses") => Some(Rewrite::Responses),
-                (Provider::Anthropic, Method::Post, "/v1/messages" | "/v1/messages/count_tokens") => {
-                    Some(Rewrite::Messages)
-                }
-                _ => None,
-            };
-            return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
+            let treatment = treatment(provider, m, rest);
+            return Ok(Route::Provider { provider, method: m, upstream_path: rest.to_string(), treatment });
         }
     }
     if path == "/oauth/callback" {
@@ -161,73 +185,54 @@ fn classify_relay(m: Method, rest: &str) -> Result<Route, GatewayError> {
     if !is_valid_name(tenant) || !is_valid_name(server) {
         return Err(GatewayError::not_found());
     }
-    match m {
-        Method::Get | Method::Post | Method::Delete => {
-            Ok(Route::Relay { tenant: tenant.to_string(), server: server.to_string(), method: m })
+    let method = match m {
+        Method::Get => RelayMethod::Get,
+        Method::Post => RelayMethod::Post,
+        Method::Delete => RelayMethod::Delete,
+        Method::Head | Method::Put | Method::Patch | Method::Options | Method::Other => {
+            return Err(GatewayError::MethodNotAllowed { allowed: "GET, POST, DELETE" })
         }
-        Method::Put | Method::Other => Err(GatewayError::MethodNotAllowed { allowed: "GET, POST, DELETE" }),
-    }
+    };
+    Ok(Route::Relay { tenant: tenant.to_string(), server: server.to_string(), method })
 }
 
 fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
     let parts: Vec<&str> = rest.split('/').collect();
     let tenant = (*parts.first().unwrap_or(&"")).to_string();
-    let (route, allowed): (AdminRoute, &'static str) = match parts.as_slice() {
-        [_] => (AdminRoute::Tenant { tenant: tenant.clone() }, "GET, PUT, DELETE"),
-        [_, "keys"] => (AdminRoute::Keys { tenant: tenant.clone() }, "GET, POST"),
-        [_, "usage"] => (AdminRoute::Usage { tenant: tenant.clone() }, "GET"),
-        [_, "keys", key_id] if !key_id.is_empty() => {
-            (AdminRoute::Key { tenant: tenant.clone(), key_id: (*key_id).to_string() }, "DELETE")
-        }
-        [_, "mcp_servers", server, "oauth", rest @ ..] if rest.len() <= 1 => {
-            if !is_valid_name(server) {
-                return Err(GatewayError::not_found());
-            }
+    let not_allowed = |allowed| Err(GatewayError::MethodNotAllowed { allowed });
+    let op = match (parts.as_slice(), m) {
+        ([_], Method::Put) => AdminOp::PutTenant { tenant },
+        ([_], Method::Get) => AdminOp::GetTenant { tenant },
+        ([_], Method::Delete) => AdminOp::DeleteTenant { tenant },
+        ([_], _) => return not_allowed("GET, PUT, DELETE"),
+        ([_, "keys"], Method::Post) => AdminOp::CreateKey { tenant },
+        ([_, "keys"], Method::Get) => AdminOp::ListKeys { tenant },
+        ([_, "keys"], _) => return not_allowed("GET, POST"),
+        ([_, "keys", key_id], Method::Delete) => AdminOp::DeleteKey { tenant, key_id: (*key_id).to_string() },
+        ([_, "keys", _], _) => return not_allowed("DELETE"),
+        ([_, "usage"], Method::Get) => AdminOp::Usage { tenant },
+        ([_, "usage"], _) => return not_allowed("GET"),
+        ([_, "mcp_servers", server, "oauth", tail @ ..], _) if tail.len() <= 1 && is_valid_name(server) => {
             let server = (*server).to_string();
-            match (rest, m) {
-                (["connect"], Method::Post) => {
-                    (AdminRoute::OAuth { tenant: tenant.clone(), server, action: OAuthAction::Connect }, "POST")
-                }
-                (["connect"], _) => return Err(GatewayError::MethodNotAllowed { allowed: "POST" }),
-                ([], Method::Delete) => (
-                    AdminRoute::OAuth { tenant: tenant.clone(), server, action: OAuthAction::Disconnect },
-                    "GET, DELETE",
-                ),
-                ([], _) => {
-                    (AdminRoute::OAuth { tenant: tenant.clone(), server, action: OAuthAction::Status }, "GET, DELETE")
-                }
+            let action = match (tail, m) {
+                (["connect"], Method::Post) => OAuthAction::Connect,
+                (["connect"], _) => return not_allowed("POST"),
+                ([], Method::Get) => OAuthAction::Status,
+                ([], Method::Delete) => OAuthAction::Disconnect,
+                ([], _) => return not_allowed("GET, DELETE"),
                 _ => return Err(GatewayError::not_found()),
-            }
+            };
+            AdminOp::OAuth { tenant, server, action }
         }
         _ => return Err(GatewayError::not_found()),
     };
-    let ok = match (&route, m) {
-        (AdminRoute::Tenant { .. }, Method::Get | Method::Put | Method::Delete)
-        | (AdminRoute::Keys { .. }, Method::Get | Method::Post)
-        | (AdminRoute::Usage { .. }, Method::Get)
-        | (AdminRoute::Key { .. }, Method::Delete)
-        | (AdminRoute::OAuth { action: OAuthAction::Connect, .. }, Method::Post)
-        | (AdminRoute::OAuth { action: OAuthAction::Status, .. }, Method::Get)
-        | (AdminRoute::OAuth { action: OAuthAction::Disconnect, .. }, Method::Delete) => true,
-        (
-            AdminRoute::Tenant { .. }
-            | AdminRoute::Keys { .. }
-            | AdminRoute::Key { .. }
-            | AdminRoute::Usage { .. }
-            | AdminRoute::OAuth { .. },
-            _,
-        ) => false,
-    };
-    if !ok {
-        return Err(GatewayError::MethodNotAllowed { allowed });
-    }
-    if !is_valid_name(&tenant) {
+    if !is_valid_name(op.tenant()) {
         return Err(GatewayError::bad_param(
             "tenant_id",
             "tenant_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'.",
         ));
     }
-    Ok(Route::Admin { route, method: m })
+    Ok(Route::Admin(op))
 }
 
 /// The first value of query parameter `name` in a full URL, percent-decoded
@@ -269,9 +274,17 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::routes::Rewrite;
 
     fn status(m: &str, p: &str) -> u16 {
         classify(m, p).map_or_else(|e| e.wire().status, |_| 200)
+    }
+
+    fn provider(m: &str, p: &str) -> (String, Treatment) {
+        match classify(m, p).unwrap() {
+            Route::Provider { upstream_path, treatment, .. } => (upstream_path, treatment),
+            r => panic!("{r:?}"),
+        }
     }
 
     #[test]
@@ -280,23 +293,31 @@ mod tests {
             classify("POST", "/openai/v1/responses").unwrap(),
             Route::Provider {
                 provider: Provider::OpenAi,
+                method: Method::Post,
                 upstream_path: "/v1/responses".into(),
-                rewrite: Some(Rewrite::Responses)
+                treatment: Treatment::Rewrite(Rewrite::Responses)
             }
         );
+        assert_eq!(provider("GET", "/openai/v1/responses/resp_1"), ("/v1/responses/resp_1".into(), Treatment::Pass));
+        assert_eq!(provider("POST", "/anthropic/v1/messages/count_tokens").1, Treatment::Rewrite(Rewrite::Messages));
+        assert_eq!(provider("GET", "/anthropic/v1/messages").1, Treatment::Pass);
+        assert_eq!(provider("POST", "/openai/v1/chat/completions").1, Treatment::Pass);
+    }
+
+    #[test]
+    fn every_spelling_of_a_policed_route_is_policed_or_refused() {
+        // Decoded to the canonical path, which is what goes upstream.
         assert_eq!(
-            classify("GET", "/openai/v1/responses/resp_1").unwrap(),
-            Route::Provider { provider: Provider::OpenAi, upstream_path: "/v1/responses/resp_1".into(), rewrite: None }
+            provider("POST", "/openai/v1/respons%65s"),
+            ("/v1/responses".into(), Treatment::Rewrite(Rewrite::Responses))
         );
-        assert!(matches!(
-            classify("POST", "/anthropic/v1/messages/count_tokens").unwrap(),
-            Route::Provider { rewrite: Some(Rewrite::Messages), .. }
-        ));
-        assert!(matches!(classify("GET", "/anthropic/v1/messages").unwrap(), Route::Provider { rewrite: None, .. }));
-        assert!(matches!(
-            classify("POST", "/openai/v1/chat/completions").unwrap(),
-            Route::Provider { rewrite: None, .. }
-        ));
+        assert_eq!(provider("POST", "/anthropic/v1/%6Dessages").1, Treatment::Rewrite(Rewrite::Messages));
+        assert_eq!(provider("POST", "/openai/v1/Responses").1, Treatment::Rewrite(Rewrite::Responses));
+        for p in
+            ["/openai/v1/responses/", "/anthropic/v1//messages", "/openai//v1/responses", "/openai/v1/responses%2F"]
+        {
+            assert_eq!(status("POST", p), 404, "{p}");
+        }
     }
 
     #[test]
@@ -316,6 +337,7 @@ mod tests {
             "/admin",
             "/admin/tenants/a/b",
             "/admin/tenants/a/keys/k/x",
+            "/admin/tenants/a/keys/",
         ] {
             assert_eq!(status("GET", p), 404, "{p}");
         }
@@ -330,24 +352,29 @@ mod tests {
         assert_eq!(status("PUT", "/admin/tenants/acme/keys"), 405);
         assert_eq!(status("GET", "/admin/tenants/acme/keys/key_1"), 405);
         assert_eq!(status("DELETE", "/admin/tenants/acme/keys/key_1"), 200);
+        assert_eq!(
+            classify("DELETE", "/admin/tenants/acme").unwrap(),
+            Route::Admin(AdminOp::DeleteTenant { tenant: "acme".into() })
+        );
+        assert_eq!(
+            classify("DELETE", "/admin/tenants/acme/keys/key_1").unwrap(),
+            Route::Admin(AdminOp::DeleteKey { tenant: "acme".into(), key_id: "key_1".into() })
+        );
     }
 
     #[test]
     fn oauth_routes() {
         assert_eq!(
             classify("POST", "/admin/tenants/acme/mcp_servers/crm/oauth/connect").unwrap(),
-            Route::Admin {
-                route: AdminRoute::OAuth { tenant: "acme".into(), server: "crm".into(), action: OAuthAction::Connect },
-                method: Method::Post
-            }
+            Route::Admin(AdminOp::OAuth { tenant: "acme".into(), server: "crm".into(), action: OAuthAction::Connect })
         );
         assert!(matches!(
             classify("GET", "/admin/tenants/acme/mcp_servers/crm/oauth").unwrap(),
-            Route::Admin { route: AdminRoute::OAuth { action: OAuthAction::Status, .. }, .. }
+            Route::Admin(AdminOp::OAuth { action: OAuthAction::Status, .. })
         ));
         assert!(matches!(
             classify("DELETE", "/admin/tenants/acme/mcp_servers/crm/oauth").unwrap(),
-            Route::Admin { route: AdminRoute::OAuth { action: OAuthAction::Disconnect, .. }, .. }
+            Route::Admin(AdminOp::OAuth { action: OAuthAction::Disconnect, .. })
         ));
         assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm/oauth/connect"), 405);
         assert_eq!(status("PUT", "/admin/tenants/acme/mcp_servers/crm/oauth"), 405);
@@ -382,10 +409,10 @@ mod tests {
     fn relay_routes() {
         assert_eq!(
             classify("POST", "/mcp/acme/crm").unwrap(),
-            Route::Relay { tenant: "acme".into(), server: "crm".into(), method: Method::Post }
+            Route::Relay { tenant: "acme".into(), server: "crm".into(), method: RelayMethod::Post }
         );
-        assert!(matches!(classify("GET", "/mcp/acme/crm").unwrap(), Route::Relay { method: Method::Get, .. }));
-        assert!(matches!(classify("DELETE", "/mcp/a/b").unwrap(), Route::Relay { method: Method::Delete, .. }));
+        assert!(matches!(classify("GET", "/mcp/acme/crm").unwrap(), Route::Relay { method: RelayMethod::Get, .. }));
+        assert!(matches!(classify("DELETE", "/mcp/a/b").unwrap(), Route::Relay { method: RelayMethod::Delete, .. }));
         assert_eq!(status("PUT", "/mcp/acme/crm"), 405);
         assert_eq!(status("OPTIONS", "/mcp/acme/crm"), 405);
         for p in

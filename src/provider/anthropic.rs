@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::http::error::GatewayError;
 use crate::provider::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
-use crate::provider::openai::{array_of, intersect, unknown_server};
+use crate::provider::openai::{array_of, intersect, no_tools, unknown_server};
 use crate::tenant::{McpAuth, McpPolicy, McpServer};
 
 /// The deprecated MCP connector beta: allowed tools in `tool_configuration`.
@@ -81,6 +81,17 @@ pub fn rewrite_messages(
     policy: &McpPolicy,
 ) -> Result<AnthropicRewrite, GatewayError> {
     let mut top = json::strict_object(body)?;
+    let flags = beta_flags(beta_header);
+    if let Some(unknown) = flags.iter().find(|f| is_unknown_mcp_beta(f)) {
+        return Err(GatewayError::bad_param(
+            "anthropic-beta",
+            format!(
+                "anthropic-beta names MCP connector version '{}', which this gateway cannot police; use \
+                 {BETA_MCP_2025_04_04} or {BETA_MCP_2025_11_20}.",
+                shown_flag(unknown)
+            ),
+        ));
+    }
     let unchanged = || AnthropicRewrite { body: None, beta: None, injected: Vec::new() };
     // `tools` is checked on every request (contract: wrong type → 400), even
     // when no MCP server is named.
@@ -96,7 +107,6 @@ pub fn rewrite_messages(
         return Ok(unchanged());
     }
 
-    let flags = beta_flags(beta_header);
     let has = |flag: &str| flags.iter().any(|f| f.eq_ignore_ascii_case(flag));
     let (shape, beta) = match (has(BETA_MCP_2025_04_04), has(BETA_MCP_2025_11_20)) {
         (true, true) => {
@@ -119,9 +129,12 @@ pub fn rewrite_messages(
     }
 
     let mut server_vals = Vec::with_capacity(servers.len());
-    for server in &servers {
+    for (i, server) in servers.iter().enumerate() {
         server_vals.push(match server.managed {
-            Some(config) => complete_server(server.members.clone(), config, shape)?.to_val()?,
+            Some(config) => {
+                let param = format!("mcp_servers[{i}]");
+                complete_server(server.members.clone(), config, shape, &server.name, &param)?.to_val()?
+            }
             None => Val::raw(server.raw),
         });
     }
@@ -232,6 +245,24 @@ fn infer_shape(servers: &[ServerEntry<'_, '_>], tools: Option<&[ToolEntry<'_>]>)
 }
 
 /// The client's `anthropic-beta` flags: comma-separated, trimmed, empties dropped.
+/// An `mcp-client-*` flag other than the two versions the rewriter knows: a
+/// future connector may read MCP configuration the gateway does not police.
+fn is_unknown_mcp_beta(flag: &str) -> bool {
+    let lower = flag.to_ascii_lowercase();
+    lower.starts_with("mcp-client-")
+        && !lower.eq_ignore_ascii_case(BETA_MCP_2025_04_04)
+        && !lower.eq_ignore_ascii_case(BETA_MCP_2025_11_20)
+}
+
+/// A client-sent flag, echoed only when it looks like one.
+fn shown_flag(flag: &str) -> &str {
+    if flag.len() <= 64 && flag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        flag
+    } else {
+        "(unreadable)"
+    }
+}
+
 fn beta_flags(header: Option<&str>) -> Vec<&str> {
     header.map_or_else(Vec::new, |h| h.split(',').map(str::trim).filter(|f| !f.is_empty()).collect())
 }
@@ -267,14 +298,25 @@ fn check_tool_configuration(members: &Members<'_>, param: &str) -> Result<(), Ga
     if config.get_raw_non_null("enabled").is_some_and(|v| as_bool(v).is_none()) {
         return Err(bad());
     }
-    if config.get_raw_non_null("allowed_tools").is_some_and(|v| as_str_array(v).is_none()) {
-        return Err(bad());
+    match config.get_raw_non_null("allowed_tools").map(as_str_array) {
+        Some(None) => return Err(bad()),
+        Some(Some(names)) if names.is_empty() => {
+            let name = members.get_raw("name").and_then(as_str).unwrap_or_default();
+            return Err(no_tools(&format!("{param}.allowed_tools"), &name));
+        }
+        _ => {}
     }
     Ok(())
 }
 
 /// A managed `mcp_servers[]` entry with the gateway's `url`, token and allowed tools.
-fn complete_server<'a>(mut entry: Members<'a>, server: &McpServer, shape: Shape) -> Result<Members<'a>, GatewayError> {
+fn complete_server<'a>(
+    mut entry: Members<'a>,
+    server: &McpServer,
+    shape: Shape,
+    name: &str,
+    param: &str,
+) -> Result<Members<'a>, GatewayError> {
     if entry.get("type").is_none() {
         entry.push("type", Val::json("url")?);
     }
@@ -297,10 +339,16 @@ fn complete_server<'a>(mut entry: Members<'a>, server: &McpServer, shape: Shape)
                     Some(client) => intersect(&client, tenant),
                     None => tenant.clone(),
                 };
+                if names.is_empty() {
+                    return Err(no_tools(&format!("{param}.tool_configuration.allowed_tools"), name));
+                }
                 config.set("allowed_tools", Val::json(&names)?);
                 entry.set("tool_configuration", config.to_val()?);
             }
             None if shape == Shape::ToolConfiguration => {
+                if tenant.is_empty() {
+                    return Err(no_tools(&format!("{param}.tool_configuration"), name));
+                }
                 let mut config = Members::new();
                 config.push("allowed_tools", Val::json(tenant)?);
                 entry.set("tool_configuration", config.to_val()?);
@@ -345,7 +393,8 @@ fn rewrite_toolsets<'a>(
         let toolset = read_toolset(members, j)?;
         match &server.allowed_tools {
             Some(tenant) => {
-                out.push(narrow_toolset(members.clone(), &toolset, tenant)?.to_val()?);
+                let param = format!("tools[{j}]");
+                out.push(narrow_toolset(members.clone(), &toolset, tenant, name, &param)?.to_val()?);
                 changed = true;
             }
             None => out.push(Val::raw(tool.raw)),
@@ -360,7 +409,7 @@ fn rewrite_toolsets<'a>(
             members.push("type", Val::json(TOOLSET)?);
             members.push("mcp_server_name", Val::json(name)?);
             if let Some(tenant) = &server.allowed_tools {
-                members = narrow_toolset(members, &Toolset::default(), tenant)?;
+                members = narrow_toolset(members, &Toolset::default(), tenant, name, "mcp_servers")?;
             }
             out.push(members.to_val()?);
             changed = true;
@@ -438,7 +487,12 @@ fn narrow_toolset<'a>(
     mut members: Members<'a>,
     client: &Toolset<'a>,
     tenant: &[String],
+    name: &str,
+    param: &str,
 ) -> Result<Members<'a>, GatewayError> {
+    if !tenant.iter().any(|t| client.enables(t)) {
+        return Err(no_tools(param, name));
+    }
     let mut default_config = client.default_config.clone().unwrap_or_default();
     default_config.set("enabled", Val::json(&false)?);
     members.set("default_config", default_config.to_val()?);

@@ -213,6 +213,13 @@ impl<'a> Val<'a> {
             .map_err(|_| GatewayError::Internal { message: "could not serialize a rewritten JSON member".into() })
     }
 
+    /// A value from JSON text this crate wrote (a rewriter's output).
+    /// The caller guarantees `text` is one valid JSON value.
+    #[must_use]
+    pub const fn written(text: String) -> Val<'static> {
+        Val(ValInner::Owned(text))
+    }
+
     /// The JSON text.
     #[must_use]
     pub fn get(&self) -> &str {

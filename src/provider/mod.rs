@@ -1,9 +1,12 @@
 //! The closed set of upstream providers and what differs between them.
 
 pub mod anthropic;
+pub mod batches;
 pub mod json;
+pub mod multipart;
 pub mod openai;
 pub mod refs;
+pub mod routes;
 
 /// An upstream LLM provider. Matches on it are exhaustive by design: a new
 /// provider must decide every per-provider behaviour.
@@ -20,6 +23,15 @@ impl Provider {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+        }
+    }
+
+    /// How error messages name the upstream ("Could not reach the OpenAI API.").
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::OpenAi => "the OpenAI API",
+            Self::Anthropic => "the Anthropic API",
         }
     }
 

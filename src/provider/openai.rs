@@ -100,7 +100,7 @@ fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &Mc
         }
         entry.remove(field);
     }
-    let allowed = allowed_tools(entry.get_raw("allowed_tools"), server.allowed_tools.as_deref(), i)?;
+    let allowed = allowed_tools(entry.get_raw("allowed_tools"), server.allowed_tools.as_deref(), i, label)?;
     let approval = require_approval(entry.get_raw("require_approval"), server.require_approval, i)?;
     entry.push("server_url", Val::json(&server.url)?);
     match &server.auth {
@@ -166,16 +166,24 @@ fn parse_filter<'a>(raw: &'a RawValue, param: &str, path: &str) -> Result<Filter
 }
 
 /// The effective `allowed_tools`: the client's choice narrowed to the tenant's list.
-/// `None` ⇒ omit the member.
+/// `None` ⇒ omit the member (no restriction on either side).
+///
+/// Fails closed: a list that would be empty is never forwarded (a provider may
+/// read `[]` as "no filter"), and `read_only` is never kept next to a list the
+/// tenant narrowed (a provider combining the two with OR would widen it).
 fn allowed_tools<'a>(
     client: Option<&'a RawValue>,
     tenant: Option<&[String]>,
     i: usize,
+    label: &str,
 ) -> Result<Option<Val<'a>>, GatewayError> {
     let param = format!("tools[{i}].allowed_tools");
     let client = client.filter(|v| kind(v) != Kind::Null);
     let Some(client) = client else {
-        return tenant.map(Val::json).transpose();
+        return match tenant {
+            Some([]) => Err(no_tools(&param, label)),
+            _ => tenant.map(Val::json).transpose(),
+        };
     };
     let shape_error = || {
         GatewayError::bad_param(
@@ -186,24 +194,54 @@ fn allowed_tools<'a>(
     match kind(client) {
         Kind::Array => {
             let names = as_str_array(client).ok_or_else(shape_error)?;
+            let names =
+                tenant.map_or_else(|| names.iter().map(|n| n.clone().into_owned()).collect(), |t| intersect(&names, t));
+            if names.is_empty() {
+                return Err(no_tools(&param, label));
+            }
             match tenant {
                 None => Ok(Some(Val::raw(client))),
-                Some(t) => Val::json(&intersect(&names, t)).map(Some),
+                Some(_) => Val::json(&names).map(Some),
             }
         }
         Kind::Object => {
             let mut filter = parse_filter(client, &param, &param)?;
-            match tenant {
-                None => Ok(Some(Val::raw(client))),
-                Some(t) => {
-                    let names = filter.tool_names.as_ref().map_or_else(|| t.to_vec(), |c| intersect(c, t));
-                    filter.members.set("tool_names", Val::json(&names)?);
-                    filter.members.to_val().map(Some)
-                }
+            if filter.tool_names.as_ref().is_some_and(Vec::is_empty) {
+                return Err(no_tools(&param, label));
             }
+            let Some(t) = tenant else {
+                return Ok(Some(Val::raw(client)));
+            };
+            if filter.members.get_raw_non_null("read_only").and_then(as_bool) == Some(true) {
+                return Err(GatewayError::bad_param(
+                    format!("{param}.read_only"),
+                    format!(
+                        "MCP server '{label}' allows only listed tools; read_only cannot be combined with that list. \
+                         Name the tools in tool_names instead."
+                    ),
+                ));
+            }
+            let names = filter.tool_names.as_ref().map_or_else(|| t.to_vec(), |c| intersect(c, t));
+            if names.is_empty() {
+                return Err(no_tools(&param, label));
+            }
+            filter.members.remove("read_only");
+            filter.members.set("tool_names", Val::json(&names)?);
+            filter.members.to_val().map(Some)
         }
         _ => Err(shape_error()),
     }
+}
+
+/// 400 for a server whose allowed tools would be empty for this request.
+pub(crate) fn no_tools(param: &str, label: &str) -> GatewayError {
+    GatewayError::bad_param(
+        param,
+        format!(
+            "MCP server '{label}' would allow no tools for this request: the tools asked for and the tools the \
+             tenant allows have none in common."
+        ),
+    )
 }
 
 /// The client's names that the tenant allows, in client order, without repeats.

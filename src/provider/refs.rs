@@ -5,38 +5,54 @@
 
 #![forbid(unsafe_code)]
 
-use crate::http::route::Rewrite;
 use crate::provider::json::{self, as_str, kind, Kind, Members};
+use crate::provider::routes::Rewrite;
 
-/// Labels named by `tools[type=mcp].server_label` (Responses) or
-/// `mcp_servers[].name` (Messages), in request order. Empty for bodies that
-/// do not parse.
+/// Labels named by `tools[type=mcp].server_label` (Responses),
+/// `mcp_servers[].name` (Messages, and each `requests[].params` of a message
+/// batch), in request order. Empty for bodies that do not parse and for
+/// rewrites that never inject (file uploads).
 #[must_use]
 pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
     let Ok(top) = json::strict_object(body) else {
         return Vec::new();
     };
-    let (array, label) = match rewrite {
-        Rewrite::Responses => ("tools", "server_label"),
-        Rewrite::Messages => ("mcp_servers", "name"),
-    };
-    let Some(items) = top.get_raw_non_null(array).and_then(|raw| json::parse_array(raw).ok()) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
+    match rewrite {
+        Rewrite::Responses => labels(&top, "tools", "server_label", true, &mut out),
+        Rewrite::Messages => labels(&top, "mcp_servers", "name", false, &mut out),
+        Rewrite::MessageBatches => {
+            let requests = top.get_raw_non_null("requests").and_then(|raw| json::parse_array(raw).ok());
+            for request in requests.unwrap_or_default() {
+                let params = Members::parse(request).ok().and_then(|r| r.get_raw_non_null("params"));
+                if let Some(params) = params.filter(|p| kind(p) == Kind::Object).and_then(|p| Members::parse(p).ok()) {
+                    labels(&params, "mcp_servers", "name", false, &mut out);
+                }
+            }
+        }
+        Rewrite::FileUpload | Rewrite::Upload => {}
+    }
+    out
+}
+
+fn labels(top: &Members<'_>, array: &str, label: &str, mcp_tools_only: bool, out: &mut Vec<String>) {
+    let Some(items) = top.get_raw_non_null(array).and_then(|raw| json::parse_array(raw).ok()) else {
+        return;
+    };
     for item in items {
         if kind(item) != Kind::Object {
             continue;
         }
         let Ok(entry) = Members::parse(item) else { continue };
-        if rewrite == Rewrite::Responses && entry.get_raw("type").and_then(as_str).as_deref() != Some("mcp") {
+        if mcp_tools_only && entry.get_raw("type").and_then(as_str).as_deref() != Some("mcp") {
             continue;
         }
         if let Some(name) = entry.get_raw(label).and_then(as_str) {
-            out.push(name.into_owned());
+            if !out.contains(&name.to_string()) {
+                out.push(name.into_owned());
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -58,5 +74,12 @@ mod tests {
         let body = br#"{"mcp_servers":[{"type":"url","name":"crm","url":"u"},{"name":"docs"},{"url":"x"}],
             "tools":[{"type":"mcp_toolset","mcp_server_name":"other"}]}"#;
         assert_eq!(referenced_servers(Rewrite::Messages, body), vec!["crm", "docs"]);
+    }
+
+    #[test]
+    fn batch_labels() {
+        let body = br#"{"requests":[{"custom_id":"a","params":{"mcp_servers":[{"name":"crm"}]}},
+            {"custom_id":"b","params":{"mcp_servers":[{"name":"docs"},{"name":"crm"}]}},{"custom_id":"c"},7]}"#;
+        assert_eq!(referenced_servers(Rewrite::MessageBatches, body), vec!["crm", "docs"]);
     }
 }

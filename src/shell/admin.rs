@@ -1,5 +1,5 @@
-//! Admin API I/O (contract: "Admin API"). Decisions live in
-//! `config::input` and `kv_schema`; this file reads, writes and answers.
+//! Admin API I/O. Decisions live in `tenant::input` and `tenant::storage`;
+//! this file reads, writes and answers.
 
 use serde_json::json;
 use worker::{Env, Request, Response};
@@ -7,7 +7,7 @@ use worker::{Env, Request, Response};
 use super::kv;
 use crate::crypto::{new_gateway_key, sha256_hex};
 use crate::http::error::GatewayError;
-use crate::http::route::{AdminRoute, Method};
+use crate::http::route::AdminOp;
 use crate::stream::usage::{day_of, is_day, Usage};
 use crate::tenant::input::parse_tenant;
 use crate::tenant::storage::{self, KeyEntry, TenantRecord};
@@ -33,10 +33,10 @@ fn tenant_not_found(id: &str) -> GatewayError {
     GatewayError::NotFound { message: format!("Tenant '{id}' does not exist.") }
 }
 
-pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
+pub async fn handle(mut req: Request, env: &Env, op: AdminOp) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
-    match (route, method) {
-        (AdminRoute::Tenant { tenant }, Method::Put) => {
+    match op {
+        AdminOp::PutTenant { tenant } => {
             let body = read_body(&mut req).await?;
             let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;
             let master = super::env::master_key(env)?;
@@ -49,17 +49,17 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
             super::oauth::forget(env, &tenant, &retired).await;
             Ok(json_response(200, &storage::redacted_view(&tenant, &record.tenant)))
         }
-        (AdminRoute::Tenant { tenant }, Method::Get) => {
+        AdminOp::GetTenant { tenant } => {
             let record = load(&store, &tenant).await?;
             Ok(json_response(200, &storage::redacted_view(&tenant, &record.tenant)))
         }
-        (AdminRoute::Tenant { tenant }, _) => {
+        AdminOp::DeleteTenant { tenant } => {
             let record = load(&store, &tenant).await?;
             kv::apply(&store, storage::plan_delete_tenant(&tenant, &record)).await?;
             super::oauth::forget(env, &tenant, &super::oauth::credentials_of(&record)).await;
             Ok(no_content())
         }
-        (AdminRoute::Keys { tenant }, Method::Post) => {
+        AdminOp::CreateKey { tenant } => {
             let record = load(&store, &tenant).await?;
             let (id, key) = new_gateway_key().map_err(|_| super::internal("random source failed"))?;
             let created_at = now();
@@ -74,12 +74,12 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
                 &json!({"id": id, "key": key.expose(), "tenant_id": tenant, "created_at": created_at}),
             ))
         }
-        (AdminRoute::Keys { tenant }, _) => {
+        AdminOp::ListKeys { tenant } => {
             let record = load(&store, &tenant).await?;
             let keys: Vec<_> = record.keys.iter().map(|k| json!({"id": k.id, "created_at": k.created_at})).collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "keys": keys})))
         }
-        (AdminRoute::Usage { tenant }, _) => {
+        AdminOp::Usage { tenant } => {
             load(&store, &tenant).await?;
             let (from, to) = usage_range(&req)?;
             let days = super::meter::usage(env, &tenant, &from, &to).await?;
@@ -98,10 +98,8 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
                 .collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))
         }
-        (AdminRoute::OAuth { tenant, server, action }, _) => {
-            super::oauth::admin(&req, env, &tenant, &server, action).await
-        }
-        (AdminRoute::Key { tenant, key_id }, _) => {
+        AdminOp::OAuth { tenant, server, action } => super::oauth::admin(&req, env, &tenant, &server, action).await,
+        AdminOp::DeleteKey { tenant, key_id } => {
             let record = load(&store, &tenant).await?;
             let ops = storage::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
                 GatewayError::NotFound { message: format!("Tenant '{tenant}' has no key '{}'.", safe_id(&key_id)) }

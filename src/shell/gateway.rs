@@ -1,5 +1,7 @@
-//! Request dispatch: route → auth → tenant → rewrite → upstream → stream
-//! back, with one log line per request.
+//! Request dispatch, and the provider pipeline as named stages:
+//! authenticate (one KV read) → admit (rate limit) → open (secrets) →
+//! read (bounded, decoded) → police (rewrite, refuse) → forward → answer
+//! (streamed back, scrubbed and metered), with one log line per request.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,18 +12,20 @@ use super::meter;
 use super::stream::{GuardOptions, SharedMeter};
 use super::upstream::{self, Body, Outbound};
 use super::{env, error_response, header_pairs, kv};
-use crate::crypto::{ct_eq, sha256_hex};
+use crate::crypto::{ct_eq, sha256_hex, MasterKey, Secret};
 use crate::http::auth;
+use crate::http::encoding;
 use crate::http::error::GatewayError;
 use crate::http::headers::{client_response_headers, get, upstream_request_headers};
-use crate::http::log::RequestLog;
-use crate::http::route::{classify, shape_of, Rewrite, Route};
-use crate::provider::{anthropic, openai, Provider};
+use crate::http::log::{Outcome, RequestLog};
+use crate::http::route::{classify, shape_of, Method, Route};
+use crate::provider::routes::{reports_usage, Rewrite, Treatment};
+use crate::provider::{anthropic, batches, openai, Provider};
 use crate::stream::scrub::Scrubber;
 use crate::stream::sse::{error_event, Interruption, SseKind};
 use crate::stream::usage::{BodyKind, Usage, UsageMeter};
-use crate::tenant::storage::{self, GatewayKeyRecord};
-use crate::tenant::McpAuth;
+use crate::tenant::storage::{self, GatewayKeyRecord, Opening};
+use crate::tenant::{McpAuth, McpPolicy, Tenant, UnknownRoutes};
 
 const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 const DEFAULT_IDLE_MS: u64 = 300_000;
@@ -52,7 +56,6 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
         request_id: new_request_id(),
         method: req.method().to_string(),
         route: "unknown".into(),
-        outcome: "completed",
         bytes_in: req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok()).unwrap_or(0),
         ..RequestLog::default()
     };
@@ -97,8 +100,7 @@ async fn dispatch(
     log: &mut RequestLog,
     started: f64,
 ) -> Result<Handled, GatewayError> {
-    let method = req.method().to_string();
-    match classify(&method, path)? {
+    match classify(req.method().as_ref(), path)? {
         Route::Health => {
             log.route = "healthz".into();
             let h = worker::Headers::new();
@@ -107,24 +109,17 @@ async fn dispatch(
                 Response::builder().with_status(200).with_headers(h).fixed(br#"{"status":"ok"}"#.to_vec()),
             ))
         }
-        Route::Admin { route, method } => {
+        Route::Admin(op) => {
             log.route = "admin".into();
             let token = env::admin_token(env).ok_or_else(GatewayError::not_found)?;
             auth::check_admin(&header_pairs(req.headers()), &token)?;
-            super::admin::handle(req, env, route, method).await.map(Handled::Plain)
+            super::admin::handle(req, env, op).await.map(Handled::Plain)
         }
-        Route::Provider { provider, upstream_path, rewrite } => {
+        Route::Provider { provider, method, upstream_path, treatment } => {
             log.provider = Some(provider.name());
-            log.route = format!(
-                "{}.{}",
-                provider.name(),
-                match rewrite {
-                    Some(Rewrite::Responses) => "responses",
-                    Some(Rewrite::Messages) => "messages",
-                    None => "passthrough",
-                }
-            );
-            proxy(req, env, ctx, provider, &upstream_path, rewrite, log, started).await
+            log.route = format!("{}.{}", provider.name(), treatment.label());
+            let route = ProviderRoute { provider, method, upstream_path, treatment };
+            proxy(req, env, ctx, &route, log, started).await
         }
         Route::OAuthCallback => {
             log.route = "oauth.callback".into();
@@ -138,26 +133,75 @@ async fn dispatch(
     }
 }
 
-fn provider_label(p: Provider) -> &'static str {
-    match p {
-        Provider::OpenAi => "the OpenAI API",
-        Provider::Anthropic => "the Anthropic API",
-    }
+struct ProviderRoute {
+    provider: Provider,
+    method: Method,
+    upstream_path: String,
+    treatment: Treatment,
 }
 
-#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
+/// What goes upstream once the body has been policed.
+struct Policed {
+    body: Body,
+    /// A new `anthropic-beta` value (an MCP connector flag added).
+    beta: Option<String>,
+    /// Managed servers whose credentials were injected.
+    injected: Vec<String>,
+    /// Every credential this request could carry or the tenant holds: the
+    /// answer is scrubbed of all of them.
+    secrets: Vec<Secret>,
+}
+
 async fn proxy(
     req: Request,
     env: &Env,
     ctx: &Context,
-    provider: Provider,
-    upstream_path: &str,
-    rewrite: Option<Rewrite>,
+    route: &ProviderRoute,
     log: &mut RequestLog,
     started: f64,
 ) -> Result<Handled, GatewayError> {
     let client_headers = header_pairs(req.headers());
-    let key = auth::gateway_key(&client_headers)?;
+    let record = authenticate(env, &client_headers).await?;
+    log.tenant = Some(record.tenant_id.clone());
+    if !storage::has_provider_key(&record.tenant, route.provider) {
+        return Err(GatewayError::NoProviderKey(route.provider));
+    }
+    if let Some(limit) = record.tenant.rate_limit_rpm {
+        meter::admit_request(env, &record.tenant_id, limit).await?;
+    }
+    let master = env::master_key(env)?;
+    let tenant =
+        storage::open_tenant(&master, &record.tenant_id, &record.tenant, Opening { provider: Some(route.provider) })
+            .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
+    let provider_key = match route.provider {
+        Provider::OpenAi => tenant.openai_key.clone(),
+        Provider::Anthropic => tenant.anthropic_key.clone(),
+    }
+    .ok_or(GatewayError::NoProviderKey(route.provider))?;
+    refuse_unpoliced(route, &tenant)?;
+    let body = read(&req, env, route, &client_headers, log).await?;
+    let policed = police(env, &req, &record, &master, route, tenant, &client_headers, body).await?;
+    log.mcp_servers.clone_from(&policed.injected);
+
+    let raw_url = req.inner().url();
+    let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
+    let url = format!("{}{}{query}", env::base_url(env, route.provider), route.upstream_path);
+    let what = route.provider.label();
+    let upstream = upstream::send(Outbound {
+        method: req.method().as_ref(),
+        url: &url,
+        headers: upstream_request_headers(&client_headers, route.provider, &provider_key, policed.beta.as_deref()),
+        body: policed.body,
+        timeout_ms: env::upstream_timeout_ms(env).unwrap_or(DEFAULT_TIMEOUT_MS),
+        what,
+    })
+    .await?;
+    answer(&req, env, ctx, route, &record.tenant_id, upstream, &policed.secrets, log, started)
+}
+
+/// The gateway key's record: one KV read yields the tenant's whole config.
+async fn authenticate(env: &Env, client_headers: &[(String, String)]) -> Result<GatewayKeyRecord, GatewayError> {
+    let key = auth::gateway_key(client_headers)?;
     let digest = sha256_hex(key.expose().as_bytes());
     let store = kv::store(env)?;
     let record: GatewayKeyRecord =
@@ -165,123 +209,174 @@ async fn proxy(
     if !ct_eq(record.sha256.as_bytes(), digest.as_bytes()) {
         return Err(auth::unknown_key());
     }
-    log.tenant = Some(record.tenant_id.clone());
-    if !storage::has_provider_key(&record.tenant, provider) {
-        return Err(GatewayError::NoProviderKey(provider));
+    Ok(record)
+}
+
+/// Refuses, before any body is read, what the tenant's policy cannot allow.
+fn refuse_unpoliced(route: &ProviderRoute, tenant: &Tenant) -> Result<(), GatewayError> {
+    match route.treatment {
+        Treatment::Realtime if !tenant.mcp.allow_unmanaged => Err(GatewayError::RouteRefused {
+            message: "OpenAI Realtime sessions and their keys act at the provider, out of the gateway's sight, so \
+                      they could name MCP servers this tenant does not manage; Realtime is refused for tenants that \
+                      allow only managed MCP servers."
+                .into(),
+        }),
+        Treatment::Unknown if tenant.unknown_routes == UnknownRoutes::Refuse => Err(GatewayError::RouteRefused {
+            message: format!(
+                "The gateway does not know {} {} and cannot tell whether its body carries MCP configuration, so it \
+                 refuses it. A tenant may set \"unknown_routes\": \"pass\".",
+                method_name(route.method),
+                route.upstream_path
+            ),
+        }),
+        Treatment::Rewrite(_) | Treatment::Pass | Treatment::Realtime | Treatment::Unknown => Ok(()),
     }
-    if let Some(limit) = record.tenant.rate_limit_rpm {
-        meter::admit_request(env, &record.tenant_id, limit).await?;
+}
+
+const fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        Method::Other => "this method on",
+    }
+}
+
+/// The request body as it will be policed and forwarded: decoded from its
+/// `Content-Encoding`, bounded by `MAX_BODY_BYTES`. A plain body on a route
+/// that needs no reading streams through untouched.
+async fn read(
+    req: &Request,
+    env: &Env,
+    route: &ProviderRoute,
+    client_headers: &[(String, String)],
+    log: &mut RequestLog,
+) -> Result<Body, GatewayError> {
+    if !route.method.has_body() {
+        return Ok(Body::None);
     }
     let max = env::max_body_bytes(env);
-    let declared = get(&client_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    let codings = encoding::parse(get(client_headers, "content-encoding"))?;
+    let declared = get(client_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) && codings.is_empty() {
         return Err(GatewayError::PayloadTooLarge { limit: max });
     }
-    log.bytes_in = declared.unwrap_or(0);
+    let needs_bytes = matches!(route.treatment, Treatment::Rewrite(_) | Treatment::Realtime);
+    if !needs_bytes && codings.is_empty() && declared.is_some() {
+        log.bytes_in = declared.unwrap_or(0);
+        return Ok(req.inner().body().map_or(Body::None, Body::Stream));
+    }
+    // Chunked uploads without a length are read up to the limit so an
+    // oversized one gets 413, not a cut-off upload.
+    let bytes = super::body::read_decoded(req.inner().body(), &codings, max).await?;
+    log.bytes_in = bytes.len() as u64;
+    Ok(Body::Bytes(bytes))
+}
 
-    let master = env::master_key(env)?;
-    let mut tenant = storage::open_tenant(
-        &master,
-        &record.tenant_id,
-        &record.tenant,
-        provider == Provider::OpenAi,
-        provider == Provider::Anthropic,
-        rewrite.is_some(),
-    )
-    .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
+/// Completes and polices the body for the route; collects what the answer
+/// must be scrubbed of.
+#[allow(clippy::too_many_arguments)]
+async fn police(
+    env: &Env,
+    req: &Request,
+    record: &GatewayKeyRecord,
+    master: &MasterKey,
+    route: &ProviderRoute,
+    tenant: Tenant,
+    client_headers: &[(String, String)],
+    body: Body,
+) -> Result<Policed, GatewayError> {
+    let mut secrets = static_secrets(&tenant.mcp);
+    let unchanged = |body, secrets| Policed { body, beta: None, injected: Vec::new(), secrets };
+    let bytes = match (route.treatment, body) {
+        (Treatment::Rewrite(kind), Body::Bytes(bytes)) => (kind, bytes),
+        (Treatment::Realtime, Body::Bytes(bytes)) => {
+            batches::check_realtime(get(client_headers, "content-type"), &bytes, &tenant.mcp)?;
+            return Ok(unchanged(Body::Bytes(bytes), secrets));
+        }
+        (_, body) => return Ok(unchanged(body, secrets)),
+    };
+    let (kind, bytes) = bytes;
+    let mut mcp = tenant.mcp;
     // Relay-mode servers: the provider gets the relay URL and a capability token
     // (the relay resolves their credentials, OAuth included, when it is used).
-    let mut relayed = match rewrite {
-        Some(_) => super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &tenant.mcp, &master)?,
-        None => None,
-    };
-    let provider_key = match provider {
-        Provider::OpenAi => tenant.openai_key.as_ref(),
-        Provider::Anthropic => tenant.anthropic_key.as_ref(),
+    if let Some(relayed) = super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &mcp, master)? {
+        mcp = relayed;
     }
-    .ok_or(GatewayError::NoProviderKey(provider))?;
-
-    let mut beta = None;
-    let mut injected = Vec::new();
-    let body = match rewrite {
-        Some(kind) => {
-            let bytes = super::stream::read_limited(req.inner().body(), max).await?;
-            log.bytes_in = bytes.len() as u64;
-            let mcp = match relayed.as_mut() {
-                Some(p) => p,
-                None => &mut tenant.mcp,
-            };
-            super::oauth::resolve_tokens(env, &master, &record, kind, &bytes, mcp).await?;
-            let mcp = &*mcp;
-            let rewritten = match kind {
-                Rewrite::Responses => {
-                    let r = openai::rewrite_responses(&bytes, mcp)?;
-                    injected = r.injected;
-                    r.body
-                }
-                Rewrite::Messages => {
-                    let r = anthropic::rewrite_messages(&bytes, get(&client_headers, "anthropic-beta"), mcp)?;
-                    beta = r.beta;
-                    injected = r.injected;
-                    r.body
-                }
-            };
-            Body::Bytes(rewritten.unwrap_or(bytes))
+    super::oauth::resolve_tokens(env, master, record, kind, &bytes, &mut mcp).await?;
+    let beta_header = get(client_headers, "anthropic-beta");
+    let (body, beta, injected) = match kind {
+        Rewrite::Responses => {
+            let r = openai::rewrite_responses(&bytes, &mcp)?;
+            (r.body, None, r.injected)
         }
-        None => match req.inner().body() {
-            // A declared length was checked above: the body streams through untouched.
-            Some(stream)
-                if declared.is_some() && !matches!(req.method(), worker::Method::Get | worker::Method::Head) =>
-            {
-                Body::Stream(stream)
-            }
-            // Chunked uploads without a length (rare: the SDKs always send one) are
-            // read up to the limit so an oversized one gets 413, not a cut-off upload.
-            Some(stream) if !matches!(req.method(), worker::Method::Get | worker::Method::Head) => {
-                let bytes = super::stream::read_limited(Some(stream), max).await?;
-                log.bytes_in = bytes.len() as u64;
-                Body::Bytes(bytes)
-            }
-            _ => Body::None,
-        },
+        Rewrite::Messages => {
+            let r = anthropic::rewrite_messages(&bytes, beta_header, &mcp)?;
+            (r.body, r.beta, r.injected)
+        }
+        Rewrite::MessageBatches => {
+            let r = batches::rewrite_message_batches(&bytes, beta_header, &mcp)?;
+            (r.body, r.beta, r.injected)
+        }
+        Rewrite::FileUpload => {
+            batches::check_file_upload(get(client_headers, "content-type"), &bytes, &mcp)?;
+            (None, None, Vec::new())
+        }
+        Rewrite::Upload => {
+            batches::check_upload(&bytes)?;
+            (None, None, Vec::new())
+        }
     };
-    log.mcp_servers.clone_from(&injected);
-    let mcp = relayed.as_ref().unwrap_or(&tenant.mcp);
+    // What was injected (OAuth access tokens, capability tokens) is scrubbed too.
+    for name in &injected {
+        if let Some(server) = mcp.servers.get(name) {
+            secrets.extend(credential_values(&server.auth));
+        }
+    }
+    Ok(Policed { body: Body::Bytes(body.unwrap_or(bytes)), beta, injected, secrets })
+}
 
-    let raw_url = req.inner().url();
-    let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
-    let url = format!("{}{upstream_path}{query}", env::base_url(env, provider));
-    let headers = upstream_request_headers(&client_headers, provider, provider_key, beta.as_deref());
-    let what = provider_label(provider);
-    let upstream = upstream::send(Outbound {
-        method: req.method().as_ref(),
-        url: &url,
-        headers,
-        body,
-        timeout_ms: env::upstream_timeout_ms(env).unwrap_or(DEFAULT_TIMEOUT_MS),
-        what,
-    })
-    .await?;
+/// The tenant's stored MCP credentials (bearer tokens, header values).
+fn static_secrets(mcp: &McpPolicy) -> Vec<Secret> {
+    mcp.servers.values().flat_map(|s| credential_values(&s.auth)).collect()
+}
 
+fn credential_values(auth: &McpAuth) -> Vec<Secret> {
+    match auth {
+        McpAuth::None | McpAuth::OAuth2(_) => Vec::new(),
+        McpAuth::Bearer(t) => vec![t.clone()],
+        McpAuth::Headers(h) => h.iter().map(|(_, v)| v.clone()).collect(),
+    }
+}
+
+/// Streams the provider's answer back: untouched when nothing must watch it,
+/// otherwise through the guard (SSE error events, scrubbing, metering).
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    route: &ProviderRoute,
+    tenant_id: &str,
+    upstream: Response,
+    secrets: &[Secret],
+    log: &mut RequestLog,
+    started: f64,
+) -> Result<Handled, GatewayError> {
     let status = upstream.status_code();
     log.upstream_status = Some(status);
     log.status = status;
     let up_headers = header_pairs(upstream.headers());
     let out_headers = client_response_headers(&up_headers);
-    let sse = SseKind::of(provider, upstream_path, get(&up_headers, "content-type"));
-    let secrets: Vec<&str> = injected
-        .iter()
-        .filter_map(|name| mcp.servers.get(name))
-        .flat_map(|s| match &s.auth {
-            McpAuth::None | McpAuth::OAuth2(_) => Vec::new(),
-            McpAuth::Bearer(t) => vec![t.expose()],
-            McpAuth::Headers(h) => h.iter().map(|(_, v)| v.expose()).collect(),
-        })
-        .collect();
-    let scrubber = Scrubber::new(secrets);
+    let sse = SseKind::of(route.provider, &route.upstream_path, get(&up_headers, "content-type"));
+    let scrubber = Scrubber::new(secrets.iter().map(Secret::expose));
     let (_, body) = upstream.into_parts();
-    let metered = (200..300).contains(&status) && is_metered(provider, req.method(), upstream_path);
-    let tenant_id = record.tenant_id.clone();
+    let metered = (200..300).contains(&status) && reports_usage(route.provider, route.method, &route.upstream_path);
+    let tenant_id = tenant_id.to_string();
 
     if sse.is_none() && scrubber.is_none() && !metered {
         log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -290,7 +385,7 @@ async fn proxy(
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
     // Unwatched by SSE framing (scrub or meter only): the kind is unused but must be valid.
-    let kind = sse.unwrap_or(match provider {
+    let kind = sse.unwrap_or(match route.provider {
         Provider::Anthropic => SseKind::Anthropic,
         Provider::OpenAi => SseKind::OpenAiData,
     });
@@ -302,6 +397,7 @@ async fn proxy(
     let js_ctx: &wasm_bindgen::JsValue = js_ctx.as_ref();
     let ctx_done = Context::new(wasm_bindgen::JsCast::unchecked_into(js_ctx.clone()));
     let env_done = env.clone();
+    let what = route.provider.label();
     let opts = GuardOptions {
         sse: sse.is_some(),
         idle_ms,
@@ -317,14 +413,9 @@ async fn proxy(
             {
                 l.bytes_out = bytes_out as u64;
             }
-            l.outcome = match outcome.as_str() {
-                "client_cancelled" => "client_cancelled",
-                "upstream_reset" => "upstream_reset",
-                "upstream_stalled" => "upstream_stalled",
-                _ => "completed",
-            };
-            if l.outcome.starts_with("upstream") {
-                l.error_class = Some("upstream_stream_interrupted");
+            l.outcome = Outcome::from_guard(&outcome);
+            if let Some(class) = l.outcome.error_class() {
+                l.error_class = Some(class);
             }
             let usage = meter_for_done
                 .and_then(|m| m.borrow_mut().take())
@@ -339,13 +430,4 @@ async fn proxy(
         }),
     };
     Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some((opts, ctx)))))
-}
-
-/// Answers whose usage the provider reports in the body.
-fn is_metered(provider: Provider, method: worker::Method, path: &str) -> bool {
-    method == worker::Method::Post
-        && match provider {
-            Provider::OpenAi => path == "/v1/responses" || path == "/v1/chat/completions",
-            Provider::Anthropic => path == "/v1/messages",
-        }
 }

@@ -21,7 +21,7 @@ use crate::crypto::MasterKey;
 use crate::http::error::GatewayError;
 use crate::http::headers::get;
 use crate::http::log::{RelayLog, RequestLog};
-use crate::http::route::Method;
+use crate::http::route::RelayMethod;
 use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
 use crate::relay::policy::{filter_json_body, filter_sse_event, inspect_post, PostDecision, ToolPolicy};
 use crate::relay::token::{TokenError, TokenKey};
@@ -97,7 +97,7 @@ pub async fn handle(
     ctx: &Context,
     tenant: &str,
     server: &str,
-    method: Method,
+    method: RelayMethod,
     log: &mut RequestLog,
 ) -> Result<Response, GatewayError> {
     let client = header_pairs(req.headers());
@@ -134,7 +134,7 @@ pub async fn handle(
 
     let mut lists_tools = false;
     let mut tool_calls = 0;
-    let body = if method == Method::Post {
+    let body = if method == RelayMethod::Post {
         let max = env::max_body_bytes(env);
         if get(&client, "content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > max) {
             return Err(GatewayError::PayloadTooLarge { limit: max });
@@ -212,16 +212,16 @@ async fn send(
     env: &Env,
     url: &str,
     service: Option<&str>,
-    method: Method,
+    method: RelayMethod,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     timeout_ms: u64,
     what: &str,
 ) -> Result<Response, GatewayError> {
     let verb = match method {
-        Method::Post => worker::Method::Post,
-        Method::Delete => worker::Method::Delete,
-        Method::Get | Method::Put | Method::Other => worker::Method::Get,
+        RelayMethod::Post => worker::Method::Post,
+        RelayMethod::Delete => worker::Method::Delete,
+        RelayMethod::Get => worker::Method::Get,
     };
     let mut init = RequestInit::new();
     init.with_method(verb).with_headers(super::upstream::to_headers(&headers)?).with_redirect(RequestRedirect::Manual);

@@ -32,6 +32,8 @@ struct RawTenant<'a> {
     allow_unmanaged_mcp_servers: Option<&'a RawValue>,
     #[serde(default, borrow)]
     rate_limit: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    unknown_routes: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +195,7 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
         }
         tenant.rate_limit_rpm = Some(limit.requests_per_minute);
     }
+    tenant.unknown_routes = optional(raw.unknown_routes, "unknown_routes")?.unwrap_or_default();
     Ok(tenant)
 }
 

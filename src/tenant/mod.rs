@@ -9,6 +9,8 @@ pub mod storage;
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::crypto::Secret;
 
 /// How the gateway authenticates to an MCP server on the tenant's behalf.
@@ -24,8 +26,10 @@ pub enum McpAuth {
     OAuth2(Box<crate::oauth::config::OAuthConfig>),
 }
 
-/// The tenant's approval policy for a server's tool calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The tenant's approval policy for a server's tool calls. Stored as its
+/// name; an unknown name makes the record unreadable (never a default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Approval {
     Never,
     Always,
@@ -41,8 +45,10 @@ impl Approval {
     }
 }
 
-/// How a provider reaches an MCP server (README: "MCP relay").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a provider reaches an MCP server (README: "MCP relay"). Stored as
+/// its name; an unknown name makes the record unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum McpMode {
     /// The provider connects to `url` with the tenant's credential injected.
     #[default]
@@ -87,6 +93,24 @@ pub struct McpPolicy {
     pub allow_unmanaged: bool,
 }
 
+/// What the gateway does with a body on a provider route it does not know
+/// (see `provider::routes`): it cannot tell whether MCP configuration rides
+/// in it, so the default refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownRoutes {
+    #[default]
+    Refuse,
+    Pass,
+}
+
+impl UnknownRoutes {
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A whole tenant, with plaintext secrets.
 #[derive(Debug, Clone, Default)]
 pub struct Tenant {
@@ -95,6 +119,7 @@ pub struct Tenant {
     pub mcp: McpPolicy,
     /// Requests per minute across the tenant's provider routes; `None` = unlimited.
     pub rate_limit_rpm: Option<u32>,
+    pub unknown_routes: UnknownRoutes,
 }
 
 /// `true` for names of tenants, servers: 1–64 chars of `[A-Za-z0-9_-]`.

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::REDACTED;
 use crate::crypto::{Aad, CryptoError, MasterKey};
 use crate::oauth::records::{open_oauth, redacted_oauth, seal_oauth, StoredOAuth};
-use crate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
+use crate::provider::Provider;
+use crate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant, UnknownRoutes};
 
 /// Record version written today.
 pub const RECORD_VERSION: u32 = 1;
@@ -55,6 +56,8 @@ pub struct StoredTenant {
     pub allow_unmanaged_mcp_servers: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_rpm: Option<u32>,
+    #[serde(default, skip_serializing_if = "UnknownRoutes::is_default")]
+    pub unknown_routes: UnknownRoutes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,23 +66,24 @@ pub struct StoredServer {
     pub auth: StoredAuth,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_tools: Option<Vec<String>>,
-    pub require_approval: String,
-    /// `"relay"`; absent means direct (records written before relays existed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub require_approval: Approval,
+    /// Absent means direct (records written before relays existed).
+    #[serde(default, skip_serializing_if = "is_direct")]
+    pub mode: McpMode,
     /// Workers service binding name (relay only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_direct(mode: &McpMode) -> bool {
+    *mode == McpMode::Direct
+}
+
 impl StoredServer {
     #[must_use]
-    pub fn mode(&self) -> McpMode {
-        if self.mode.as_deref() == Some("relay") {
-            McpMode::Relay
-        } else {
-            McpMode::Direct
-        }
+    pub const fn mode(&self) -> McpMode {
+        self.mode
     }
 }
 
@@ -153,6 +157,7 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
         mcp_servers: BTreeMap::new(),
         allow_unmanaged_mcp_servers: tenant.mcp.allow_unmanaged,
         rate_limit_rpm: tenant.rate_limit_rpm,
+        unknown_routes: tenant.unknown_routes,
     };
     for (name, server) in &tenant.mcp.servers {
         let auth = match &server.auth {
@@ -173,8 +178,8 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
                 url: server.url.clone(),
                 auth,
                 allowed_tools: server.allowed_tools.clone(),
-                require_approval: server.require_approval.as_str().to_string(),
-                mode: (server.mode == McpMode::Relay).then(|| McpMode::Relay.as_str().to_string()),
+                require_approval: server.require_approval,
+                mode: server.mode,
                 service: server.service.clone(),
             },
         );
@@ -182,9 +187,15 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
     Ok(out)
 }
 
-/// Opens a stored tenant. `want_openai`/`want_anthropic` select which
-/// provider key to decrypt (the request path needs one, never both);
-/// `with_mcp` whether MCP credentials are needed (only rewritten routes).
+/// Which secrets of a tenant to open: its MCP servers' always (the rewriters
+/// inject them and every answer is scrubbed of them), and one provider's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opening {
+    pub provider: Option<Provider>,
+}
+
+/// Opens a stored tenant: the provider key `open` names (the request path
+/// needs one, never more) and every MCP credential.
 ///
 /// # Errors
 /// [`CryptoError::Open`] if any envelope fails (wrong `MASTER_KEY`, tampering).
@@ -192,24 +203,27 @@ pub fn open_tenant(
     key: &MasterKey,
     tenant_id: &str,
     stored: &StoredTenant,
-    want_openai: bool,
-    want_anthropic: bool,
-    with_mcp: bool,
+    open: Opening,
 ) -> Result<Tenant, CryptoError> {
-    let open = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
+    let open_field = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
     let mut tenant = Tenant::default();
-    if want_openai {
-        tenant.openai_key = stored.openai_key.as_deref().map(|e| open(field_openai(), e)).transpose()?;
-    }
-    if want_anthropic {
-        tenant.anthropic_key = stored.anthropic_key.as_deref().map(|e| open(field_anthropic(), e)).transpose()?;
+    match open.provider {
+        Some(Provider::OpenAi) => {
+            tenant.openai_key = stored.openai_key.as_deref().map(|e| open_field(field_openai(), e)).transpose()?;
+        }
+        Some(Provider::Anthropic) => {
+            tenant.anthropic_key =
+                stored.anthropic_key.as_deref().map(|e| open_field(field_anthropic(), e)).transpose()?;
+        }
+        None => {}
     }
     let mut servers = BTreeMap::new();
-    for (name, s) in stored.mcp_servers.iter().filter(|_| with_mcp) {
+    for (name, s) in &stored.mcp_servers {
         servers.insert(name.clone(), open_server(key, tenant_id, name, s)?);
     }
     tenant.mcp = McpPolicy { servers, allow_unmanaged: stored.allow_unmanaged_mcp_servers };
     tenant.rate_limit_rpm = stored.rate_limit_rpm;
+    tenant.unknown_routes = stored.unknown_routes;
     Ok(tenant)
 }
 
@@ -230,7 +244,7 @@ pub fn open_server(key: &MasterKey, tenant_id: &str, name: &str, s: &StoredServe
         ),
         StoredAuth::OAuth2(o) => McpAuth::OAuth2(Box::new(open_oauth(key, tenant_id, name, o)?)),
     };
-    let require_approval = if s.require_approval == "always" { Approval::Always } else { Approval::Never };
+    let require_approval = s.require_approval;
     Ok(McpServer {
         url: s.url.clone(),
         auth,
@@ -278,7 +292,7 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
         if let Some(t) = &s.allowed_tools {
             server.insert("allowed_tools".into(), json!(t));
         }
-        server.insert("require_approval".into(), Value::from(s.require_approval.clone()));
+        server.insert("require_approval".into(), Value::from(s.require_approval.as_str()));
         server.insert("mode".into(), Value::from(s.mode().as_str()));
         if let Some(service) = &s.service {
             server.insert("service".into(), Value::from(service.clone()));
@@ -388,7 +402,7 @@ mod tests {
         for plain in ["sk-plain-openai", "sk-ant-plain", "tok-plain", "hdr-plain"] {
             assert!(!json.contains(plain));
         }
-        let back = open_tenant(&k, "acme", &stored, true, false, true).unwrap();
+        let back = open_tenant(&k, "acme", &stored, Opening { provider: Some(Provider::OpenAi) }).unwrap();
         assert_eq!(back.openai_key.unwrap().expose(), "sk-plain-openai");
         assert!(back.anthropic_key.is_none());
         assert_eq!(back.mcp.servers["crm"].require_approval, Approval::Always);
@@ -397,7 +411,7 @@ mod tests {
         assert!(matches!(&one.auth, McpAuth::Bearer(t) if t.expose() == "tok-plain"));
         assert!(open_server(&k, "acme", "files", &stored.mcp_servers["crm"]).is_err(), "bound to its server name");
         // A record copied under another tenant id does not open.
-        assert!(open_tenant(&k, "evil", &stored, true, true, true).is_err());
+        assert!(open_tenant(&k, "evil", &stored, Opening { provider: Some(Provider::Anthropic) }).is_err());
     }
 
     #[test]
@@ -410,7 +424,7 @@ mod tests {
         let stored = seal_tenant(&k, "acme", &t).unwrap();
         let json = serde_json::to_value(&stored).unwrap();
         assert!(json["mcp_servers"]["old"].get("mode").is_none(), "direct servers keep the old record shape");
-        let back = open_tenant(&k, "acme", &stored, false, false, true).unwrap();
+        let back = open_tenant(&k, "acme", &stored, Opening { provider: None }).unwrap();
         assert_eq!(back.mcp.servers["priv"].mode, McpMode::Relay);
         assert_eq!(back.mcp.servers["priv"].service.as_deref(), Some("PRIVATE_MCP"));
         assert_eq!(back.mcp.servers["pub"].mode, McpMode::Relay);

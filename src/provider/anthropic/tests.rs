@@ -214,7 +214,6 @@ fn tool_configuration_is_intersected() {
         tool_configuration(Some(r#"{"enabled":false,"allowed_tools":["delete","read","read"],"future":{"a":1}}"#), OLD),
         json!({"enabled":false,"allowed_tools":["read"],"future":{"a":1}})
     );
-    assert_eq!(tool_configuration(Some(r#"{"allowed_tools":[]}"#), OLD), json!({"allowed_tools":[]}));
     assert_eq!(
         tool_configuration(Some(r#"{"enabled":true}"#), OLD),
         json!({"enabled":true,"allowed_tools":["search","read","write"]})
@@ -298,10 +297,43 @@ fn client_toolsets_are_narrowed() {
     // Per-tool null falls back to the default.
     assert_eq!(
         toolset(
-            r#"{"type":"mcp_toolset","mcp_server_name":"crm","default_config":{"enabled":false},"configs":{"read":{"enabled":null}}}"#
+            r#"{"type":"mcp_toolset","mcp_server_name":"crm","default_config":{"enabled":false},"configs":{"read":{"enabled":null},"write":{"enabled":true}}}"#
         )["configs"]["read"],
         json!({"enabled":false})
     );
+}
+
+#[test]
+fn empty_tool_sets_fail_closed() {
+    // A toolset that would enable none of the tenant's tools is refused, naming the server.
+    let body = r#"{"mcp_servers":[{"name":"crm"}],"tools":[{"type":"mcp_toolset","mcp_server_name":"crm","default_config":{"enabled":false},"configs":{"delete":{"enabled":true}}}]}"#;
+    let (p, message) = err_with(body, Some(NEW), &policy());
+    assert_eq!(p.as_deref(), Some("tools[0]"));
+    assert!(message.contains("'crm'"), "{message}");
+    // tool_configuration: an empty intersection, or an empty client list.
+    for config in [r#"{"allowed_tools":[]}"#, r#"{"allowed_tools":["delete"]}"#] {
+        let body = format!(r#"{{"mcp_servers":[{{"name":"crm","tool_configuration":{config}}}]}}"#);
+        let (p, _) = err_with(&body, Some(OLD), &policy());
+        assert!(p.unwrap().starts_with("mcp_servers[0].tool_configuration"), "{body}");
+    }
+    // A tenant that allows no tools: refused under either beta.
+    let mut none = policy();
+    none.servers.get_mut("crm").unwrap().allowed_tools = Some(vec![]);
+    for beta in [OLD, NEW] {
+        let (p, _) = err_with(r#"{"mcp_servers":[{"name":"crm"}]}"#, Some(beta), &none);
+        assert!(p.is_some(), "{beta}");
+    }
+}
+
+#[test]
+fn unknown_mcp_betas_are_refused() {
+    let body = r#"{"mcp_servers":[{"name":"crm"}]}"#;
+    let (p, message) = err_with(body, Some("mcp-client-2027-01-01"), &policy());
+    assert_eq!(p.as_deref(), Some("anthropic-beta"));
+    assert!(message.contains("mcp-client-2027-01-01"), "{message}");
+    // Even without mcp_servers: a future connector may read configuration elsewhere.
+    assert!(err_with(r#"{"messages":[]}"#, Some("x,MCP-Client-2099-09-09"), &policy()).0.is_some());
+    assert!(rewrite_messages(br#"{"messages":[]}"#, Some("other-beta,mcp-client-2025-11-20"), &policy()).is_ok());
 }
 
 #[test]

@@ -216,18 +216,34 @@ fn allowed(client: &str) -> Value {
 #[test]
 fn allowed_tools_are_intersected() {
     assert_eq!(allowed(r#"["write","delete","search","write"]"#), json!(["write", "search"]));
-    assert_eq!(allowed(r#"["delete"]"#), json!([]));
-    assert_eq!(allowed("[]"), json!([]));
     assert_eq!(allowed("null"), json!(["search", "read", "write"]));
-    assert_eq!(allowed(r#"{"read_only":true}"#), json!({"read_only":true,"tool_names":["search","read","write"]}));
-    assert_eq!(
-        allowed(r#"{"tool_names":["read","nope"],"read_only":false}"#),
-        json!({"tool_names":["read"],"read_only":false})
-    );
+    assert_eq!(allowed(r#"{"tool_names":["read","nope"],"read_only":false}"#), json!({"tool_names":["read"]}));
     assert_eq!(allowed(r#"{"tool_names":null}"#), json!({"tool_names":["search","read","write"]}));
     // Position of the client's member is kept.
     let text = out_text(r#"{"tools":[{"allowed_tools":["read"],"type":"mcp","server_label":"crm"}]}"#);
     assert!(text.contains(r#"[{"allowed_tools":["read"],"type":"mcp""#), "{text}");
+}
+
+#[test]
+fn allowed_tools_fail_closed() {
+    // An empty intersection is never forwarded as [] (a provider may read it as "no filter").
+    for client in [r#"["delete"]"#, "[]", r#"{"tool_names":["nope"]}"#, r#"{"tool_names":[]}"#] {
+        let body = format!(r#"{{"tools":[{{"type":"mcp","server_label":"crm","allowed_tools":{client}}}]}}"#);
+        let (p, message) = err(&body);
+        assert_eq!(p.as_deref(), Some("tools[0].allowed_tools"), "{body}");
+        assert!(message.contains("'crm'"), "{message}");
+    }
+    // read_only next to a narrowed list would widen it under an OR reading.
+    let body = r#"{"tools":[{"type":"mcp","server_label":"crm","allowed_tools":{"read_only":true}}]}"#;
+    assert_eq!(param(body), "tools[0].allowed_tools.read_only");
+    // A client's own empty list is refused too, with or without a tenant list.
+    let body = r#"{"tools":[{"type":"mcp","server_label":"open","allowed_tools":[]}]}"#;
+    assert_eq!(param(body), "tools[0].allowed_tools");
+    // A tenant that lists no tools at all allows none.
+    let mut p = policy();
+    p.servers.get_mut("crm").unwrap().allowed_tools = Some(vec![]);
+    let (param, _) = err_with(r#"{"tools":[{"type":"mcp","server_label":"crm"}]}"#, &p);
+    assert_eq!(param.as_deref(), Some("tools[0].allowed_tools"));
 }
 
 #[test]

@@ -19,12 +19,13 @@ use worker::{Env, Request, RequestInit, Response};
 use crate::crypto::MasterKey;
 use crate::crypto::Secret;
 use crate::http::error::GatewayError;
-use crate::http::route::{OAuthAction, Rewrite};
+use crate::http::route::OAuthAction;
 use crate::oauth::credential::{self, Retired};
 use crate::oauth::protocol::{Call, CredentialRef, Reply};
 use crate::oauth::records::{AccessToken, AccessTokenRecord, Sealer};
 use crate::oauth::{object_name, pkce};
 use crate::provider::refs::referenced_servers;
+use crate::provider::routes::Rewrite;
 use crate::shell::{env, kv};
 use crate::tenant::storage::{self, GatewayKeyRecord, StoredAuth, StoredTenant, TenantRecord};
 use crate::tenant::{McpAuth, McpPolicy, Tenant};
@@ -238,7 +239,8 @@ pub fn assign_credentials(
     new: &mut Tenant,
     old: Option<&TenantRecord>,
 ) -> Result<Vec<Retired>, GatewayError> {
-    let old = old.and_then(|r| storage::open_tenant(master, tenant, &r.tenant, false, false, true).ok());
+    let old =
+        old.and_then(|r| storage::open_tenant(master, tenant, &r.tenant, storage::Opening { provider: None }).ok());
     credential::assign_ids(new, old.as_ref(), crate::oauth::new_credential_id)
         .map_err(|_| crate::shell::internal("random source failed"))
 }

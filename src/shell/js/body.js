@@ -1,0 +1,47 @@
+// Reads a request body into one buffer, undoing its Content-Encoding first,
+// and stops as soon as the decoded bytes pass `limit` (a zip bomb costs at
+// most `limit` bytes of memory). Returns the bytes, or one of the strings
+// 'too_large', 'unsupported' (the runtime has no decoder for a coding) and
+// 'corrupt' (the coded bytes do not decode, or the body could not be read).
+
+/**
+ * @param {ReadableStream<Uint8Array> | null} body
+ * @param {string[]} formats DecompressionStream formats, in decoding order
+ * @param {number} limit
+ * @returns {Promise<Uint8Array | 'too_large' | 'unsupported' | 'corrupt'>}
+ */
+export async function readBody(body, formats, limit) {
+  if (!body) return new Uint8Array(0);
+  let stream = body;
+  try {
+    for (const f of formats) stream = stream.pipeThrough(new DecompressionStream(f));
+  } catch {
+    body.cancel().catch(() => {});
+    return 'unsupported';
+  }
+  const reader = stream.getReader();
+  const parts = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      total += r.value.length;
+      if (total > limit) {
+        reader.cancel().catch(() => {});
+        return 'too_large';
+      }
+      parts.push(r.value);
+    }
+  } catch {
+    return 'corrupt';
+  }
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
