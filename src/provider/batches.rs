@@ -151,7 +151,8 @@ pub fn check_file_upload(content_type: Option<&str>, body: &[u8], policy: &McpPo
             let request =
                 Members::parse(request).map_err(|_| GatewayError::bad_param("file", format!("{at} is malformed.")))?;
             if let Some(tools) = request.get_raw_non_null("tools") {
-                refuse_mcp_tools(tools.get().as_bytes(), &format!("{at}: body.tools"), policy, "in a batch file")?;
+                refuse_mcp_tools(tools.get().as_bytes(), "body.tools", policy, "in a batch file")
+                    .map_err(|e| nested(e, &at))?;
             }
         }
     }

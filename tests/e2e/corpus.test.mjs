@@ -498,7 +498,7 @@ test('content types: the gateway judges the bytes, not the label', async () => {
   await runCases(cases);
 });
 
-test('methods: 405 with allow on known routes; provider routes forward any method', async () => {
+test('methods: 405 with allow on known routes; provider routes forward body-less methods and refuse unknown body routes', async () => {
   const A = adm();
   const cases = [];
   for (const m of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) cases.push({ name: `${m} /healthz`, method: m, path: '/healthz', headers: {}, expect: E.oai405('GET') });
@@ -507,8 +507,9 @@ test('methods: 405 with allow on known routes; provider routes forward any metho
   for (const m of ['PUT', 'DELETE', 'PATCH']) cases.push({ name: `${m} /admin/tenants/acme/keys`, method: m, path: '/admin/tenants/acme/keys', headers: A, body: '{}', expect: E.oai405('GET, POST') });
   for (const m of ['GET', 'POST', 'PUT']) cases.push({ name: `${m} /admin/tenants/acme/keys/key_x`, method: m, path: '/admin/tenants/acme/keys/key_x', headers: A, expect: E.oai405('DELETE') });
   for (const m of ['POST', 'DELETE']) cases.push({ name: `${m} /admin/tenants/acme/usage`, method: m, path: '/admin/tenants/acme/usage', headers: A, expect: E.oai405('GET') });
-  // Provider routes: everything under /v1/ goes to the provider, which answers.
-  cases.push({ name: 'PATCH /openai/v1/responses (forwarded)', method: 'PATCH', path: '/openai/v1/responses', headers: oai(S.keys.acme), body: '{}', expect: E.fwd(405) });
+  // Provider routes: body-less methods go to the provider, which answers; a body on a
+  // route the gateway cannot police is refused before it leaves.
+  cases.push({ name: 'PATCH /openai/v1/responses (refused: unknown body route)', method: 'PATCH', path: '/openai/v1/responses', headers: oai(S.keys.acme), body: '{}', expect: E.oai403 });
   cases.push({ name: 'GET /anthropic/v1/messages (forwarded)', method: 'GET', path: '/anthropic/v1/messages', headers: ant(S.keys.acme), expect: E.fwd(405) });
   cases.push({ name: 'DELETE /openai/v1/chat/completions (forwarded)', method: 'DELETE', path: '/openai/v1/chat/completions', headers: oai(S.keys.acme), expect: E.fwd(405) });
   await runCases(cases);

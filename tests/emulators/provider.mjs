@@ -749,7 +749,8 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
     const rec = record(requests, history, 'openai', req, body);
     captureResponse(req, res, rec);
     const reqId = rid('req_', 16);
-    const baseHeaders = { 'x-request-id': reqId, 'openai-processing-ms': '7', 'openai-version': '2020-10-01' };
+    // The real API's edge sets a bot-management cookie on every answer.
+    const baseHeaders = { 'x-request-id': reqId, 'openai-processing-ms': '7', 'openai-version': '2020-10-01', 'set-cookie': '__cf_bm=emu-cookie; path=/; HttpOnly; Secure' };
     const fail = (e) => {
       if (!(e instanceof OpenAIError)) e = new OpenAIError(500, `The server had an error while processing your request: ${e?.message}`, { type: 'server_error' });
       sendJson(res, e.status, oaiErrorBody(e), baseHeaders);
@@ -758,6 +759,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
       const path = rec.path;
       const route =
         path === '/v1/responses' ? 'responses'
+          : path === '/v1/responses/input_tokens' ? 'input_tokens'
           : /^\/v1\/responses\/[^/]+$/.test(path) ? 'response'
             : path === '/v1/chat/completions' ? 'chat'
               : path === '/v1/models' ? 'models'
@@ -765,7 +767,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
                   : null;
       if (!route) throw new OpenAIError(404, `Invalid URL (${req.method} ${path})`);
       const key = authKey(req);
-      const allowed = { responses: ['POST'], response: ['GET', 'DELETE'], chat: ['POST'], models: ['GET'], model: ['GET'] }[route];
+      const allowed = { responses: ['POST'], input_tokens: ['POST'], response: ['GET', 'DELETE'], chat: ['POST'], models: ['GET'], model: ['GET'] }[route];
       if (!allowed.includes(req.method)) throw new OpenAIError(405, `Invalid method for URL (${req.method} ${path})`);
       // Fault modes (tests/emulators/faults.mjs): `x-emu-fault` or a `fault-…` model.
       if (await faults.handle({ req, res, rec, path, baseHeaders, requestId: reqId })) return;
@@ -794,6 +796,11 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
         return sendJson(res, 200, s.response, baseHeaders);
       }
       const json = parseJsonBody(body);
+      if (route === 'input_tokens') {
+        // POST /v1/responses/input_tokens: the same body as a response, counted, not run.
+        if (typeof json.model !== 'string') throw new OpenAIError(400, "Missing required parameter: 'model'.", { param: 'model', code: 'missing_required_parameter' });
+        return sendJson(res, 200, { object: 'response.input_tokens', input_tokens: approxTokens(json.input ?? '') + approxTokens(json.tools ?? []) }, baseHeaders);
+      }
       if (route === 'chat') {
         const { text, promptTokens } = chatCompletion(json);
         const id = rid('chatcmpl-', 12);
@@ -1105,12 +1112,13 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
     try {
       const path = rec.path;
       const route = path === '/v1/messages' ? 'messages'
+        : path === '/v1/messages/batches' ? 'batches'
         : path === '/v1/messages/count_tokens' ? 'count'
           : path === '/v1/models' ? 'models'
             : null;
       if (!route) throw new AnthropicError(404, 'not_found_error', `Not found: ${req.method} ${path}`);
       checkAuthAndVersion(req);
-      const allowed = { messages: 'POST', count: 'POST', models: 'GET' }[route];
+      const allowed = { messages: 'POST', batches: 'POST', count: 'POST', models: 'GET' }[route];
       if (req.method !== allowed) throw new AnthropicError(405, 'invalid_request_error', `Method ${req.method} not allowed for ${path}`);
       // Fault modes (tests/emulators/faults.mjs): `x-emu-fault` or a `fault-…` model.
       if (await faults.handle({ req, res, rec, path, baseHeaders, requestId })) return;
@@ -1119,6 +1127,21 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
         return sendJson(res, 200, { data, has_more: false, first_id: data[0].id, last_id: data.at(-1).id }, baseHeaders);
       }
       const json = parseJsonBody(body);
+      if (route === 'batches') {
+        // POST /v1/messages/batches: each request's params is a Messages body; processed later.
+        if (!Array.isArray(json.requests) || json.requests.length === 0) throw new AnthropicError(400, 'invalid_request_error', 'requests: Field required');
+        for (const [i, r] of json.requests.entries()) {
+          if (typeof r?.custom_id !== 'string') throw new AnthropicError(400, 'invalid_request_error', `requests.${i}.custom_id: Field required`);
+          validateMessagesBody(r.params ?? {}, true);
+        }
+        const created = new Date();
+        return sendJson(res, 200, {
+          id: rid('msgbatch_', 24), type: 'message_batch', processing_status: 'in_progress',
+          request_counts: { processing: json.requests.length, succeeded: 0, errored: 0, canceled: 0, expired: 0 },
+          ended_at: null, created_at: created.toISOString(), expires_at: new Date(created.getTime() + 86400000).toISOString(),
+          archived_at: null, cancel_initiated_at: null, results_url: null,
+        }, baseHeaders);
+      }
       if (route === 'count') {
         validateMessagesBody(json, false);
         const specs = mcpSpecs(req, json);
