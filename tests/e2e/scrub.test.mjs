@@ -130,6 +130,28 @@ function checkScrubbed({ what, emitted, received, secret }) {
   assert.equal(received.toString('latin1'), expected.toString('latin1'), `${what}: the answer, exactly, with the secret replaced`);
 }
 
+test('passthrough reads of stored output are scrubbed too: GET /responses/{id}, its stream resumption', async () => {
+  for (const label of ['echo', 'echoq', 'echoh']) {
+    const secret = secretOf[label];
+    const created = await gw.request('POST', '/openai/v1/responses', {
+      headers: { authorization: `Bearer ${key}` },
+      body: { model: 'gpt-4.1', input: 'call echo_auth', tools: [{ type: 'mcp', server_label: label }] },
+    });
+    assert.equal(created.status, 200, created.text.slice(0, 300));
+    const { id } = created.json;
+    // The provider stored the unscrubbed output.
+    const stored = JSON.stringify(stack.openaiEmu.stored.get(id).response);
+    assert.ok(stored.includes(esc(secret)), `${label}: the provider keeps the echoed secret`);
+    for (const q of ['', '?stream=true', '?stream=true&starting_after=2']) {
+      const r = await gw.request('GET', `/openai/v1/responses/${id}${q}`, { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(r.status, 200, `${label}${q}: ${r.text.slice(0, 200)}`);
+      const received = Buffer.from(r.text, 'utf8');
+      assert.deepEqual(formsIn(received, secret), [], `${label}${q}: the stored secret came back`);
+      assert.ok(received.includes(Buffer.from(REDACTED)), `${label}${q}: [redacted] in its place`);
+    }
+  }
+});
+
 for (const label of ['echo', 'echoq', 'echoh']) {
   test(`OpenAI Responses, ${label} (${label === 'echoh' ? 'header' : 'bearer'} credential): JSON and SSE, whole and split writes, never the echoed secret`, async () => {
     const secret = secretOf[label];
@@ -294,41 +316,44 @@ test('a scrubbed SSE answer still streams: events arrive as the provider emits t
   assert.ok(events.some((e) => e.data.includes(REDACTED)));
 });
 
-test('only what the gateway injected is scrubbed: a value it did not inject passes through', async () => {
+test('every credential of the tenant is scrubbed from every answer, injected on this request or not', async () => {
   // The client itself puts the echoq token (not injected here) and the echo token (injected) into
   // `instructions`, which the provider echoes back in the Response object.
-  const fetchImpl = recordingFetch({ allowSecrets: [QUOTED] });
   const r = await gw.request('POST', '/openai/v1/responses', {
     headers: { authorization: `Bearer ${key}` },
-    fetchImpl,
     body: { model: 'gpt-4.1', input: 'call whoami', instructions: `keep ${QUOTED} and ${PLAIN}`, tools: [{ type: 'mcp', server_label: 'echo' }] },
   });
   assert.equal(r.status, 200, r.text);
-  assert.equal(r.json.instructions, `keep ${QUOTED} and ${REDACTED}`);
-  assert.equal(r.text, scrubLike(lastUpstream(stack.openaiEmu, '/v1/responses').response.body, [PLAIN]).toString('latin1'));
+  assert.equal(r.json.instructions, `keep ${REDACTED} and ${REDACTED}`);
+  assert.equal(r.text, scrubLike(lastUpstream(stack.openaiEmu, '/v1/responses').response.body, [PLAIN, QUOTED, HDR]).toString('latin1'));
 });
 
-test('bodies of requests the gateway did not inject into pass through untouched, secret-like strings included', async () => {
+test('passthrough answers: scrubbed for a tenant with credentials, byte for byte for one without', async () => {
   const text = `echo these: ${PLAIN} ${QUOTED} ${HDR}`;
+  await gw.putTenant('plain', { providers: { openai: { api_key: stack.openaiKey('plain') }, anthropic: { api_key: stack.anthropicKey('plain') } } });
+  const plainKey = (await gw.createKey('plain')).key;
   const fetchImpl = recordingFetch({ allowSecrets: [PLAIN, QUOTED, HDR] });
-  const oaiHeaders = { authorization: `Bearer ${key}` };
-  const antHeaders = { 'x-api-key': key, 'anthropic-version': '2023-06-01' };
   const cases = [
-    ['openai chat JSON', 'openai', '/openai/v1/chat/completions', '/v1/chat/completions', oaiHeaders, { model: 'gpt-4.1', messages: [{ role: 'user', content: text }] }],
-    ['openai chat SSE, split writes', 'openai', '/openai/v1/chat/completions', '/v1/chat/completions', { ...oaiHeaders, 'x-emulator-split-writes': '29' }, { model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: text }] }],
-    ['openai responses without MCP, JSON', 'openai', '/openai/v1/responses', '/v1/responses', oaiHeaders, { model: 'gpt-4.1', input: text }],
-    ['openai responses without MCP, SSE', 'openai', '/openai/v1/responses', '/v1/responses', oaiHeaders, { model: 'gpt-4.1', input: text, stream: true }],
-    ['anthropic messages without MCP, JSON', 'anthropic', '/anthropic/v1/messages', '/v1/messages', antHeaders, { model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: text }] }],
-    ['anthropic messages without MCP, SSE, split writes', 'anthropic', '/anthropic/v1/messages', '/v1/messages', { ...antHeaders, 'x-emulator-split-writes': '29' }, { model: 'claude-sonnet-4-6', max_tokens: 64, stream: true, messages: [{ role: 'user', content: text }] }],
+    ['openai chat JSON', 'openai', '/openai/v1/chat/completions', '/v1/chat/completions', {}, { model: 'gpt-4.1', messages: [{ role: 'user', content: text }] }],
+    ['openai chat SSE, split writes', 'openai', '/openai/v1/chat/completions', '/v1/chat/completions', { 'x-emulator-split-writes': '29' }, { model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: text }] }],
+    ['openai responses without MCP, JSON', 'openai', '/openai/v1/responses', '/v1/responses', {}, { model: 'gpt-4.1', input: text }],
+    ['openai responses without MCP, SSE', 'openai', '/openai/v1/responses', '/v1/responses', {}, { model: 'gpt-4.1', input: text, stream: true }],
+    ['anthropic messages without MCP, JSON', 'anthropic', '/anthropic/v1/messages', '/v1/messages', {}, { model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: text }] }],
+    ['anthropic messages without MCP, SSE, split writes', 'anthropic', '/anthropic/v1/messages', '/v1/messages', { 'x-emulator-split-writes': '29' }, { model: 'claude-sonnet-4-6', max_tokens: 64, stream: true, messages: [{ role: 'user', content: text }] }],
   ];
-  for (const [what, provider, path, upPath, headers, body] of cases) {
-    const r = await gw.request('POST', path, { headers, body, fetchImpl });
-    assert.equal(r.status, 200, `${what}: ${r.text.slice(0, 300)}`);
+  const auth = (provider, k) => (provider === 'openai' ? { authorization: `Bearer ${k}` } : { 'x-api-key': k, 'anthropic-version': '2023-06-01' });
+  for (const [what, provider, path, upPath, extra, body] of cases) {
     const emu = provider === 'openai' ? stack.openaiEmu : stack.anthropicEmu;
+    const leaky = await gw.request('POST', path, { headers: { ...auth(provider, key), ...extra }, body });
+    assert.equal(leaky.status, 200, `${what}: ${leaky.text.slice(0, 300)}`);
+    const emittedLeaky = lastUpstream(emu, upPath).response.body;
+    assert.ok(emittedLeaky.includes(Buffer.from(esc(QUOTED))), `${what}: the provider echoed the values`);
+    assert.equal(leaky.text, scrubLike(emittedLeaky, [PLAIN, QUOTED, HDR]).toString('latin1'), `${what}: scrubbed of every credential`);
+    const plain = await gw.request('POST', path, { headers: { ...auth(provider, plainKey), ...extra }, body, fetchImpl });
+    assert.equal(plain.status, 200, what);
     const emitted = lastUpstream(emu, upPath).response.body;
-    assert.ok(emitted.includes(Buffer.from(esc(QUOTED))), `${what}: the provider echoed the values`);
-    assert.equal(r.text, emitted.toString('utf8'), `${what}: byte for byte`);
-    assert.ok(!r.text.includes(REDACTED), what);
+    assert.equal(plain.text, emitted.toString('utf8'), `${what}: a tenant without credentials gets it byte for byte`);
+    assert.ok(!plain.text.includes(REDACTED), what);
   }
 });
 
