@@ -415,6 +415,29 @@ mod tests {
     }
 
     #[test]
+    fn stored_closed_sets_fail_closed() {
+        let good =
+            r#"{"url":"https://a.example/mcp","auth":{"type":"none"},"require_approval":"always","mode":"relay"}"#;
+        let s: StoredServer = serde_json::from_str(good).unwrap();
+        assert_eq!((s.require_approval, s.mode()), (Approval::Always, McpMode::Relay));
+        let old = r#"{"url":"https://a.example/mcp","auth":{"type":"none"},"require_approval":"never"}"#;
+        assert_eq!(serde_json::from_str::<StoredServer>(old).unwrap().mode(), McpMode::Direct);
+        // An unknown value is never read as a default that could widen access.
+        for bad in [
+            r#"{"url":"u","auth":{"type":"none"},"require_approval":"sometimes"}"#,
+            r#"{"url":"u","auth":{"type":"none"},"require_approval":"Never"}"#,
+            r#"{"url":"u","auth":{"type":"none"},"require_approval":"never","mode":"tunnel"}"#,
+            r#"{"url":"u","auth":{"type":"kerberos"},"require_approval":"never"}"#,
+        ] {
+            assert!(serde_json::from_str::<StoredServer>(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<StoredTenant>(r#"{"unknown_routes":"maybe"}"#).is_err());
+        let t: StoredTenant = serde_json::from_str(r#"{"unknown_routes":"pass"}"#).unwrap();
+        assert_eq!(t.unknown_routes, UnknownRoutes::Pass);
+        assert_eq!(serde_json::from_str::<StoredTenant>("{}").unwrap().unknown_routes, UnknownRoutes::Refuse);
+    }
+
+    #[test]
     fn relay_mode_and_service_round_trip() {
         let k = master();
         let body = r#"{"mcp_servers":{"priv":{"url":"http://crm.internal/mcp","service":"PRIVATE_MCP","auth":{"type":"none"}},
