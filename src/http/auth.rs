@@ -11,7 +11,8 @@ fn unauthenticated(message: &str) -> GatewayError {
 }
 
 /// The token of an `Authorization: Bearer <token>` value; scheme case-insensitive, whitespace trimmed.
-fn bearer(value: &str) -> Option<&str> {
+#[must_use]
+pub fn bearer(value: &str) -> Option<&str> {
     let v = value.trim();
     let (scheme, rest) = v.split_once(char::is_whitespace)?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())

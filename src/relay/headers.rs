@@ -49,14 +49,7 @@ pub fn downstream_headers(upstream: &[(String, String)]) -> Vec<(String, String)
 /// or another scheme (the caller treats that as a missing token).
 #[must_use]
 pub fn capability_token(client: &[(String, String)]) -> &str {
-    let Some(v) = crate::http::headers::get(client, "authorization") else {
-        return "";
-    };
-    let v = v.trim();
-    match v.split_once(char::is_whitespace) {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-        _ => "",
-    }
+    crate::http::headers::get(client, "authorization").and_then(crate::http::auth::bearer).unwrap_or("")
 }
 
 #[cfg(test)]

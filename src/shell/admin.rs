@@ -16,7 +16,7 @@ use crate::tenant::storage::{self, KeyEntry, TenantRecord};
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
 fn now() -> String {
-    js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default()
+    super::clock::now_iso()
 }
 
 fn json_response(status: u16, body: &serde_json::Value) -> Response {
@@ -134,8 +134,7 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
 
 /// `from`/`to` as `YYYY-MM-DD` (UTC); defaults: the last 31 days up to today.
 fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let now = js_sys::Date::now() as u64;
+    let now = super::clock::now_ms();
     let url = req.inner().url();
     let get = |name: &str| crate::http::route::query_param(&url, name);
     let to = get("to").unwrap_or_else(|| day_of(now));

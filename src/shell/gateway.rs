@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use worker::{Context, Env, Request, Response};
 
+use super::clock::now_ms;
 use super::meter;
 use super::stream::{GuardOptions, SharedMeter};
 use super::upstream::{self, Body, Outbound};
@@ -31,19 +32,14 @@ const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 const DEFAULT_IDLE_MS: u64 = 300_000;
 pub const REQUEST_ID_HEADER: &str = "mcpgate-request-id";
 
-fn now_ms() -> f64 {
-    js_sys::Date::now()
-}
-
 fn new_request_id() -> String {
     let bytes: [u8; 8] = crate::crypto::random_bytes().unwrap_or([0; 8]);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn emit(log: &RequestLog, started: f64) {
+fn emit(log: &RequestLog, started: u64) {
     let mut log = log.clone();
-    log.duration_ms = (now_ms() - started).max(0.0) as u64;
+    log.duration_ms = now_ms().saturating_sub(started);
     worker::console_log!("{}", log.to_line());
 }
 
@@ -98,7 +94,7 @@ async fn dispatch(
     ctx: &Context,
     path: &str,
     log: &mut RequestLog,
-    started: f64,
+    started: u64,
 ) -> Result<Handled, GatewayError> {
     match classify(req.method().as_ref(), path)? {
         Route::Health => {
@@ -140,6 +136,15 @@ struct ProviderRoute {
     treatment: Treatment,
 }
 
+/// One provider request on its way through the stages.
+struct Call<'a> {
+    env: &'a Env,
+    req: &'a Request,
+    route: &'a ProviderRoute,
+    client_headers: &'a [(String, String)],
+    record: &'a GatewayKeyRecord,
+}
+
 /// What goes upstream once the body has been policed.
 struct Policed {
     body: Body,
@@ -158,7 +163,7 @@ async fn proxy(
     ctx: &Context,
     route: &ProviderRoute,
     log: &mut RequestLog,
-    started: f64,
+    started: u64,
 ) -> Result<Handled, GatewayError> {
     let client_headers = header_pairs(req.headers());
     let record = authenticate(env, &client_headers).await?;
@@ -180,7 +185,8 @@ async fn proxy(
     .ok_or(GatewayError::NoProviderKey(route.provider))?;
     refuse_unpoliced(route, &tenant)?;
     let body = read(&req, env, route, &client_headers, log).await?;
-    let policed = police(env, &req, &record, &master, route, tenant, &client_headers, body).await?;
+    let call = Call { env, req: &req, route, client_headers: &client_headers, record: &record };
+    let policed = police(&call, &master, tenant, body).await?;
     log.mcp_servers.clone_from(&policed.injected);
 
     let raw_url = req.inner().url();
@@ -196,7 +202,7 @@ async fn proxy(
         what,
     })
     .await?;
-    answer(&req, env, ctx, route, &record.tenant_id, upstream, &policed.secrets, log, started)
+    answer(&call, ctx, upstream, &policed.secrets, log, started)
 }
 
 /// The gateway key's record: one KV read yields the tenant's whole config.
@@ -279,17 +285,8 @@ async fn read(
 
 /// Completes and polices the body for the route; collects what the answer
 /// must be scrubbed of.
-#[allow(clippy::too_many_arguments)]
-async fn police(
-    env: &Env,
-    req: &Request,
-    record: &GatewayKeyRecord,
-    master: &MasterKey,
-    route: &ProviderRoute,
-    tenant: Tenant,
-    client_headers: &[(String, String)],
-    body: Body,
-) -> Result<Policed, GatewayError> {
+async fn police(call: &Call<'_>, master: &MasterKey, tenant: Tenant, body: Body) -> Result<Policed, GatewayError> {
+    let Call { env, req, route, client_headers, record } = *call;
     let mut secrets = static_secrets(&tenant.mcp);
     let unchanged = |body, secrets| Policed { body, beta: None, injected: Vec::new(), secrets };
     let bytes = match (route.treatment, body) {
@@ -355,18 +352,15 @@ fn credential_values(auth: &McpAuth) -> Vec<Secret> {
 
 /// Streams the provider's answer back: untouched when nothing must watch it,
 /// otherwise through the guard (SSE error events, scrubbing, metering).
-#[allow(clippy::too_many_arguments)]
 fn answer(
-    req: &Request,
-    env: &Env,
+    call: &Call<'_>,
     ctx: &Context,
-    route: &ProviderRoute,
-    tenant_id: &str,
     upstream: Response,
     secrets: &[Secret],
     log: &mut RequestLog,
-    started: f64,
+    started: u64,
 ) -> Result<Handled, GatewayError> {
+    let Call { env, req, route, record, .. } = *call;
     let status = upstream.status_code();
     log.upstream_status = Some(status);
     log.status = status;
@@ -376,7 +370,7 @@ fn answer(
     let scrubber = Scrubber::new(secrets.iter().map(Secret::expose));
     let (_, body) = upstream.into_parts();
     let metered = (200..300).contains(&status) && reports_usage(route.provider, route.method, &route.upstream_path);
-    let tenant_id = tenant_id.to_string();
+    let tenant_id = record.tenant_id.clone();
 
     if sse.is_none() && scrubber.is_none() && !metered {
         log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);

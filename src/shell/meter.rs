@@ -42,8 +42,7 @@ impl DurableObject for TenantMeter {
         match (req.method(), path.as_str()) {
             (Method::Post, "/admit") => {
                 let limit = query(&req, "limit").and_then(|v| v.parse::<u32>().ok()).unwrap_or(u32::MAX);
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let now = js_sys::Date::now() as u64;
+                let now = super::clock::now_ms();
                 match admit(self.window.get(), limit, now) {
                     Admit::Yes(w) => {
                         self.window.set(w);
@@ -134,8 +133,7 @@ const DEFAULT_FLUSH_MS: u64 = 1000;
 /// so a busy isolate makes one meter call per tenant per second, not one per
 /// request.
 pub fn add(ctx: &Context, env: &Env, tenant: &str, usage: &Usage) {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let day = day_of(js_sys::Date::now() as u64);
+    let day = day_of(super::clock::now_ms());
     PENDING.with_borrow_mut(|p| p.entry((tenant.to_string(), day)).or_default().add(usage));
     if !FLUSH_SCHEDULED.replace(true) {
         let delay = super::env::usage_flush_ms(env).unwrap_or(DEFAULT_FLUSH_MS);

@@ -4,6 +4,7 @@
 
 mod admin;
 mod body;
+mod clock;
 mod env;
 mod gateway;
 mod kv;

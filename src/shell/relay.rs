@@ -7,15 +7,12 @@
 //! through a service binding → its answer, streamed back (SSE filtered
 //! event by event when tools are restricted). Never logs a token or credential.
 
-use futures_util::future::{select, Either};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsValue;
 use web_sys::ReadableStream;
-use worker::{
-    AbortController, Context, Delay, Env, Fetch, Request, RequestInit, RequestRedirect, Response, ResponseBody,
-    ResponseBuilder,
-};
+use worker::{Context, Env, Request, RequestInit, RequestRedirect, Response, ResponseBody, ResponseBuilder};
 
+use super::upstream::{self, Via};
 use super::{env, header_pairs, kv, meter};
 use crate::crypto::MasterKey;
 use crate::http::error::GatewayError;
@@ -52,10 +49,7 @@ impl SseToolFilter {
     }
 }
 
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-fn now_secs() -> u64 {
-    (js_sys::Date::now() / 1000.0) as u64
-}
+use super::clock::now_secs;
 
 /// The provider path's policy with relay servers pointed at the relay and
 /// given fresh capability tokens; `None` when the tenant relays nothing.
@@ -230,29 +224,12 @@ async fn send(
     }
     let request =
         Request::new_with_init(url, &init).map_err(|_| super::internal("building the MCP server request failed"))?;
-    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(timeout_ms)));
-    let unreachable = || GatewayError::UpstreamUnreachable { what: what.to_string() };
-    let timed_out = || GatewayError::UpstreamTimeout { what: what.to_string() };
-    if let Some(binding) = service {
-        let fetcher =
-            env.service(binding).map_err(|_| super::internal("an MCP server's service binding is missing"))?;
-        let sending = std::pin::pin!(fetcher.fetch_request(request));
-        return match select(sending, timer).await {
-            Either::Left((Ok(resp), _)) => Ok(resp),
-            Either::Left((Err(_), _)) => Err(unreachable()),
-            Either::Right(((), _)) => Err(timed_out()),
-        };
-    }
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = std::pin::pin!(fetch.send_with_signal(&signal));
-    match select(sending, timer).await {
-        Either::Left((Ok(resp), _)) => Ok(resp),
-        Either::Left((Err(_), _)) => Err(unreachable()),
-        Either::Right(((), _)) => {
-            controller.abort();
-            Err(timed_out())
+    match service {
+        Some(binding) => {
+            let fetcher =
+                env.service(binding).map_err(|_| super::internal("an MCP server's service binding is missing"))?;
+            upstream::fetch(&request, Via::Service(&fetcher), timeout_ms, what).await
         }
+        None => upstream::fetch(&request, Via::Internet, timeout_ms, what).await,
     }
 }

@@ -36,6 +36,14 @@ pub fn to_headers(pairs: &[(String, String)]) -> Result<Headers, GatewayError> {
     super::new_headers(pairs).map_err(|_| GatewayError::bad_request("A request header has an invalid name or value."))
 }
 
+/// How a request reaches its upstream.
+pub enum Via<'a> {
+    /// The internet (`fetch`).
+    Internet,
+    /// A Workers service binding (private MCP servers).
+    Service(&'a worker::Fetcher),
+}
+
 /// Sends the request; 502 if the upstream cannot be reached, 504 if it
 /// sends no headers within the timeout (the fetch is then aborted).
 pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
@@ -54,17 +62,46 @@ pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
     }
     let request =
         Request::new_with_init(out.url, &init).map_err(|_| super::internal("building the upstream request failed"))?;
+    fetch(&request, Via::Internet, out.timeout_ms, out.what).await
+}
+
+/// The one fetch with a deadline for every upstream (providers, MCP servers
+/// by URL or service binding, OAuth endpoints): the request carries an abort
+/// signal that fires when no response headers arrived within `timeout_ms`,
+/// so a timed-out call never keeps running. 502 when the upstream cannot be
+/// reached, 504 on the deadline.
+pub async fn fetch(request: &Request, via: Via<'_>, timeout_ms: u64, what: &str) -> Result<Response, GatewayError> {
     let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = std::pin::pin!(fetch.send_with_signal(&signal));
-    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(out.timeout_ms)));
-    match select(sending, timer).await {
-        Either::Left((Ok(resp), _)) => Ok(resp),
-        Either::Left((Err(_), _)) => Err(GatewayError::UpstreamUnreachable { what: out.what.to_string() }),
-        Either::Right(((), _)) => {
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(&controller.signal()));
+    let request = web_sys::Request::new_with_request_and_init(request.inner(), &init)
+        .map(Request::from)
+        .map_err(|_| super::internal("building the upstream request failed"))?;
+    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(timeout_ms)));
+    // `None`: the deadline came first.
+    let sent = match via {
+        Via::Internet => {
+            let fetch = Fetch::Request(request);
+            let sending = std::pin::pin!(fetch.send());
+            match select(sending, timer).await {
+                Either::Left((r, _)) => Some(r),
+                Either::Right(_) => None,
+            }
+        }
+        Via::Service(fetcher) => {
+            let sending = std::pin::pin!(fetcher.fetch_request(request));
+            match select(sending, timer).await {
+                Either::Left((r, _)) => Some(r),
+                Either::Right(_) => None,
+            }
+        }
+    };
+    match sent {
+        Some(Ok(resp)) => Ok(resp),
+        Some(Err(_)) => Err(GatewayError::UpstreamUnreachable { what: what.to_string() }),
+        None => {
             controller.abort();
-            Err(GatewayError::UpstreamTimeout { what: out.what.to_string() })
+            Err(GatewayError::UpstreamTimeout { what: what.to_string() })
         }
     }
 }
