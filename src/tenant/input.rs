@@ -633,7 +633,13 @@ mod tests {
                     r#"{{"providers":{providers},"mcp_servers":{{"{name}":{s1},"other":{s2}}},"allow_unmanaged_mcp_servers":{unmanaged},"rate_limit":{limit}}}"#
                 );
                 match parse_tenant(body.as_bytes(), ParseOptions::default()) {
-                    Ok(t) => prop_assert!(t.mcp.servers.len() <= 2),
+                    // Accepted: exactly the two servers submitted, under their names.
+                    Ok(t) => {
+                        let names: Vec<&str> = t.mcp.servers.keys().map(String::as_str).collect();
+                        let mut want = vec![name, "other"];
+                        want.sort_unstable();
+                        prop_assert_eq!(names, want);
+                    }
                     Err(e) => {
                         prop_assert_eq!(e.wire().status, 400);
                         prop_assert!(!e.message().contains(PLANTED), "{}", e.message());

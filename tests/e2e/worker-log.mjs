@@ -52,6 +52,30 @@ export async function waitForLines(gw, ids, timeoutMs = 5000) {
 }
 
 /** The `route` the README's log line names for a request. */
+// Which provider routes pass (the gateway's route table, written out again as the test's oracle).
+const PASS = {
+  openai: [/^chat\/completions(\/[^/]+)?$/, /^(completions|embeddings|moderations|batches|conversations|containers|evals|videos|assistants|threads|vector_stores)$/,
+    /^(images|audio|fine_tuning|organization|conversations|containers|evals|videos|assistants|threads|vector_stores)\/.+$/, /^uploads\/[^/]+\/.+$/,
+    /^batches\/[^/]+\/cancel$/, /^responses\/[^/]+\/cancel$/],
+  anthropic: [/^messages\/batches\/[^/]+\/cancel$/, /^(complete|files|skills)$/, /^(skills|organizations)\/.+$/],
+};
+
+/** The log's route suffix for a provider path (`/v1/...`), as the gateway's route table decides it. */
+function providerTreatment(p, method, upstream) {
+  const path = decodeURIComponent(upstream.replace(/%(?![0-9a-f]{2})/gi, '%25')).toLowerCase().replace(/^\/v1\//, '');
+  if (p === 'openai' && /^realtime(\/|$)/.test(path)) return 'realtime';
+  if (!['POST', 'PUT', 'PATCH'].includes(method)) return 'passthrough';
+  if (method === 'POST') {
+    if (p === 'openai' && ['responses', 'responses/input_tokens', 'responses/compact'].includes(path)) return 'responses';
+    if (p === 'openai' && path === 'files') return 'files';
+    if (p === 'openai' && path === 'uploads') return 'uploads';
+    if (p === 'anthropic' && ['messages', 'messages/count_tokens'].includes(path)) return 'messages';
+    if (p === 'anthropic' && path === 'messages/batches') return 'message_batches';
+    if (PASS[p].some((re) => re.test(path))) return 'passthrough';
+  }
+  return 'unknown';
+}
+
 export function expectedRoute(method, pathname) {
   if (pathname === '/healthz') return method === 'GET' ? 'healthz' : 'unknown';
   const admin = /^\/admin\/tenants\/([^/]*)(\/keys(\/[^/]+)?|\/usage)?$/.exec(pathname);
@@ -61,10 +85,8 @@ export function expectedRoute(method, pathname) {
     return allowed.includes(method) && /^[A-Za-z0-9_-]{1,64}$/.test(admin[1]) ? 'admin' : 'unknown';
   }
   for (const p of ['openai', 'anthropic']) {
-    if (pathname.startsWith(`/${p}/v1/`) && pathname.length > `/${p}/v1/`.length && !/(^|\/)(\.|%2e){1,2}(\/|$)|%2f|%5c/i.test(pathname)) {
-      if (p === 'openai' && method === 'POST' && pathname === '/openai/v1/responses') return 'openai.responses';
-      if (p === 'anthropic' && method === 'POST' && (pathname === '/anthropic/v1/messages' || pathname === '/anthropic/v1/messages/count_tokens')) return 'anthropic.messages';
-      return `${p}.passthrough`;
+    if (pathname.startsWith(`/${p}/v1/`) && pathname.length > `/${p}/v1/`.length && !/(^|\/)(\.|%2e){1,2}(\/|$)|%2f|%5c|\/\/|\/$/i.test(pathname)) {
+      return `${p}.${providerTreatment(p, method, pathname.slice(`/${p}`.length))}`;
     }
   }
   return 'unknown';
