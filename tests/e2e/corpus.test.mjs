@@ -157,6 +157,7 @@ const E = {
   ant401: { status: 401, shape: 'anthropic', type: 'authentication_error' },
   oai403: { status: 403, shape: 'openai', type: 'permission_error' },
   ant403: { status: 403, shape: 'anthropic', type: 'permission_error' },
+  oaiRefused: { status: 403, shape: 'openai', type: 'permission_error', code: 'route_refused_by_mcp_policy' },
   oai404: { status: 404, shape: 'openai', type: 'not_found_error' },
   ant404: { status: 404, shape: 'anthropic', type: 'not_found_error' },
   oai405: (allow) => ({ status: 405, shape: 'openai', type: 'invalid_request_error', allow }),
@@ -509,7 +510,7 @@ test('methods: 405 with allow on known routes; provider routes forward body-less
   for (const m of ['POST', 'DELETE']) cases.push({ name: `${m} /admin/tenants/acme/usage`, method: m, path: '/admin/tenants/acme/usage', headers: A, expect: E.oai405('GET') });
   // Provider routes: body-less methods go to the provider, which answers; a body on a
   // route the gateway cannot police is refused before it leaves.
-  cases.push({ name: 'PATCH /openai/v1/responses (refused: unknown body route)', method: 'PATCH', path: '/openai/v1/responses', headers: oai(S.keys.acme), body: '{}', expect: E.oai403 });
+  cases.push({ name: 'PATCH /openai/v1/responses (refused: unknown body route)', method: 'PATCH', path: '/openai/v1/responses', headers: oai(S.keys.acme), body: '{}', expect: E.oaiRefused });
   cases.push({ name: 'GET /anthropic/v1/messages (forwarded)', method: 'GET', path: '/anthropic/v1/messages', headers: ant(S.keys.acme), expect: E.fwd(405) });
   cases.push({ name: 'DELETE /openai/v1/chat/completions (forwarded)', method: 'DELETE', path: '/openai/v1/chat/completions', headers: oai(S.keys.acme), expect: E.fwd(405) });
   await runCases(cases);
