@@ -19,7 +19,10 @@ import { fingerprint } from '../emulators/mcp-server.mjs';
 import { startOAuthServer } from '../emulators/oauth-server.mjs';
 import { test, rejects, assertNoLeaks, startStack, SECRETS, newSecret, closedPort } from './harness.mjs';
 
-const TTL = 3;
+// Access-token lifetime. The gateway uses a token while more than half of it is left, so
+// a request must finish its MCP calls within TTL/2 of the check: 3 s gave 1.5 s, which a
+// loaded 2-core machine overran (an expired token at the MCP server, 401). 6 s gives 3 s.
+const TTL = 6;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const waitExpiry = () => sleep(TTL * 1000 + 300);
 
