@@ -4,6 +4,8 @@
 // 'too_large', 'unsupported' (the runtime has no decoder for a coding) and
 // 'corrupt' (the coded bytes do not decode, or the body could not be read).
 
+import { readLimited } from './guard.js';
+
 /**
  * @param {ReadableStream<Uint8Array> | null} body
  * @param {string[]} formats DecompressionStream formats, in decoding order
@@ -19,29 +21,10 @@ export async function readBody(body, formats, limit) {
     body.cancel().catch(() => {});
     return 'unsupported';
   }
-  const reader = stream.getReader();
-  const parts = [];
-  let total = 0;
   try {
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) break;
-      total += r.value.length;
-      if (total > limit) {
-        reader.cancel().catch(() => {});
-        return 'too_large';
-      }
-      parts.push(r.value);
-    }
+    const bytes = await readLimited(stream, limit);
+    return bytes === null ? 'too_large' : bytes;
   } catch {
     return 'corrupt';
   }
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
