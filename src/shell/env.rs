@@ -76,8 +76,17 @@ pub const OAUTH_BINDING: &str = "OAUTH_TOKENS";
 
 /// `PUBLIC_BASE_URL`: the gateway's public origin, for the OAuth redirect URI
 /// and the MCP relay's URLs (default: the origin of the request at hand).
-pub fn public_base_url(env: &Env) -> Option<String> {
-    text(env, "PUBLIC_BASE_URL").map(|u| u.trim().trim_end_matches('/').to_string())
+fn public_base_url(env: &Env) -> Option<String> {
+    text(env, "PUBLIC_BASE_URL")
+}
+
+/// The gateway's public origin, validated the same way for every user of it
+/// (relay URLs, the OAuth redirect URI): `PUBLIC_BASE_URL`, or else the
+/// origin the request came in on. 500 (logged) when it is not a usable origin.
+pub fn public_base(env: &Env, request_url: &str) -> Result<String, GatewayError> {
+    let insecure = parse_options(env).allow_insecure_urls;
+    crate::relay::public_base_url(public_base_url(env).as_deref(), request_url, insecure)
+        .map_err(|_| super::internal("PUBLIC_BASE_URL is not a usable https:// origin"))
 }
 
 /// `RELAY_TOKEN_TTL_SECONDS`: lifetime of relay capability tokens (default 600).

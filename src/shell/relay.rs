@@ -22,7 +22,7 @@ use crate::http::route::RelayMethod;
 use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
 use crate::relay::policy::{filter_json_body, filter_sse_event, inspect_post, PostDecision, ToolPolicy};
 use crate::relay::token::{TokenError, TokenKey};
-use crate::relay::{public_base_url, relay_policy, Minter};
+use crate::relay::{relay_policy, Minter};
 use crate::stream::usage::Usage;
 use crate::tenant::storage::{self, TenantRecord};
 use crate::tenant::{McpAuth, McpMode, McpPolicy};
@@ -63,9 +63,7 @@ pub fn provider_policy(
     if !policy.servers.values().any(|s| s.mode == McpMode::Relay) {
         return Ok(None);
     }
-    let insecure = env::parse_options(env).allow_insecure_urls;
-    let base = public_base_url(env::public_base_url(env).as_deref(), request_url, insecure)
-        .map_err(|_| super::internal("PUBLIC_BASE_URL is not a usable https:// URL"))?;
+    let base = env::public_base(env, request_url)?;
     let key = TokenKey::from_master(master);
     let minter =
         Minter { key: &key, tenant: tenant_id, base_url: &base, now: now_secs(), ttl: env::relay_ttl_secs(env) };

@@ -186,11 +186,7 @@ pub async fn admin(
                     format!("MCP server '{server}' uses the client_credentials grant, which needs no connect flow."),
                 ));
             }
-            let base = match env::public_base_url(env) {
-                Some(b) => b,
-                None => crate::oauth::urls::origin(&req.inner().url())
-                    .ok_or_else(|| crate::shell::internal("request URL does not parse"))?,
-            };
+            let base = env::public_base(env, &req.inner().url())?;
             let redirect_uri = format!("{base}/oauth/callback");
             match call_for(env, &cred, &Call::Connect { cred: cred.clone(), redirect_uri }).await? {
                 Reply::Authorize { authorization_url, redirect_uri, expires_at_ms } => Ok(json(
