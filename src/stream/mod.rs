@@ -2,6 +2,7 @@
 //! scrubbing injected secrets, metering usage, and ending a broken SSE
 //! stream with the provider's own error event.
 
+pub mod framer;
 pub mod scrub;
 pub mod sse;
 pub mod usage;
