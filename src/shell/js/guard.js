@@ -11,15 +11,6 @@
 
 import { SseFramer, Held } from './sse.js';
 
-export function concat(a, b) {
-  if (!a || a.length === 0) return b;
-  if (!b || b.length === 0) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
 /** Default bound on a held event when the caller gives none. */
 const MAX_EVENT = 8 * 1024 * 1024;
 
