@@ -177,24 +177,31 @@ impl Events {
     }
 }
 
-/// The lines of one event (any terminator), without their terminators; the
-/// blank line that ends it is not included.
-pub fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = event;
+/// Where each line of one event is (any terminator), terminators excluded;
+/// blank lines are skipped.
+pub fn line_spans(event: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
     std::iter::from_fn(move || {
-        if rest.is_empty() {
+        if at >= event.len() {
             return None;
         }
+        let rest = &event[at..];
         let cut = rest.iter().position(|&b| b == b'\n' || b == b'\r').unwrap_or(rest.len());
-        let line = &rest[..cut];
+        let span = at..at + cut;
         let mut next = cut;
         if next < rest.len() {
             next += if rest[next] == b'\r' && rest.get(next + 1) == Some(&b'\n') { 2 } else { 1 };
         }
-        rest = &rest[next..];
-        Some(line)
+        at += next;
+        Some(span)
     })
-    .filter(|l| !l.is_empty())
+    .filter(|r| !r.is_empty())
+}
+
+/// The lines of one event (any terminator), without their terminators; the
+/// blank line that ends it is not included.
+pub fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line_spans(event).map(move |r| &event[r])
 }
 
 /// The `field: value` pair of a line (`None` for a comment). A line without
