@@ -278,7 +278,11 @@ async fn proxy(
             McpAuth::Headers(h) => h.iter().map(|(_, v)| v.expose()).collect(),
         })
         .collect();
-    let scrubber = Scrubber::new(secrets);
+    let scrubber = Scrubber::for_body(secrets, sse);
+    let out_headers = match &scrubber {
+        Some(s) => s.scrub_headers(&out_headers),
+        None => out_headers,
+    };
     let (_, body) = upstream.into_parts();
     let metered = (200..300).contains(&status) && is_metered(provider, req.method(), upstream_path);
     let tenant_id = record.tenant_id.clone();

@@ -22,10 +22,10 @@ use crate::http::error::GatewayError;
 use crate::http::headers::get;
 use crate::http::log::{RelayLog, RequestLog};
 use crate::http::route::Method;
-use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
 use crate::relay::filter::{
     filter_json_body, filter_sse_event, refusal, refusal_events, AnswerKind, Filtered, MAX_ANSWER_BYTES,
 };
+use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
 use crate::relay::policy::{inspect_post, PostDecision, ToolPolicy};
 use crate::relay::token::{TokenError, TokenKey};
 use crate::relay::{public_base_url, relay_policy, Minter};
@@ -233,8 +233,7 @@ pub async fn handle(
     }
     Ok(match body {
         ResponseBody::Stream(s) if restricted && kind == AnswerKind::EventStream => {
-            let filter =
-                SseToolFilter { policy, ids: request_ids, server: server.to_string(), refused: false };
+            let filter = SseToolFilter { policy, ids: request_ids, server: server.to_string(), refused: false };
             #[allow(clippy::cast_precision_loss)]
             let max = MAX_ANSWER_BYTES as f64;
             build(status, &out_headers).stream(filter_sse(&s, JsValue::from(filter), max))

@@ -167,10 +167,7 @@ mod tests {
         assert_ne!(a.key, d.key);
         assert_eq!(a.text, "{\"q\":");
         let out = splice(ev, &d.span, "x\ny");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            String::from_utf8_lossy(ev).replace("\"a\\\"b\"", "\"x\\ny\"")
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8_lossy(ev).replace("\"a\\\"b\"", "\"x\\ny\""));
         for not in [
             &b"data: {\"type\":\"response.output_text.done\",\"text\":\"x\"}\n\n"[..],
             b"data: {\"type\":\"response.audio.delta\",\"delta\":7}\n\n",

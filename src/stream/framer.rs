@@ -13,6 +13,10 @@
 //! next byte is known (or at the end of the stream), so a `\r\n` split over
 //! two chunks is never read as two terminators.
 
+/// Longest event held to be read whole (by the stream guard and the
+/// scrubber); a longer one is handed on as it streams.
+pub const MAX_EVENT: usize = 8 * 1024 * 1024;
+
 /// What came before the next byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

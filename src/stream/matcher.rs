@@ -275,7 +275,10 @@ mod tests {
         for depth in 0..=MAX_DEPTH {
             for c in secret.chars() {
                 for f in forms(c, depth) {
-                    let written: String = secret.chars().map(|x| if x == c { f.clone() } else { forms(x, depth).last().cloned().unwrap_or_default() }).collect();
+                    let written: String = secret
+                        .chars()
+                        .map(|x| if x == c { f.clone() } else { forms(x, depth).last().cloned().unwrap_or_default() })
+                        .collect();
                     assert_eq!(scrub(&m, &format!("<{written}>")), "<[R]>", "depth {depth}: {written}");
                 }
             }

@@ -17,7 +17,7 @@
 //! in order.
 
 use super::deltas::{delta_of, splice, Delta};
-use super::framer::{Events, Piece};
+use super::framer::{Events, Piece, MAX_EVENT};
 use super::matcher::Matcher;
 use super::sse::SseKind;
 use crate::crypto::REDACTED;
@@ -25,10 +25,6 @@ use crate::crypto::REDACTED;
 /// Secrets shorter than this are not scrubbed: replacing two-letter values
 /// would mangle ordinary text without protecting anything.
 pub const MIN_SCRUB_LEN: usize = 6;
-
-/// Longest event the SSE mode holds to read it whole; a longer one is
-/// scrubbed as plain bytes as it streams.
-pub const MAX_EVENT: usize = 8 * 1024 * 1024;
 
 /// Incremental byte scrubbing: what is held back.
 #[derive(Debug, Default, Clone)]

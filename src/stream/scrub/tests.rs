@@ -113,7 +113,11 @@ fn a_secret_split_over_two_deltas_is_found_and_events_stay_whole() {
     let secret = "mcp_tok_9f8e7d6c";
     for (kind, a, b) in [
         (SseKind::OpenAiResponses, openai_delta("key: mcp_tok_9f", 3), openai_delta("8e7d6c end", 4)),
-        (SseKind::Anthropic, anthropic_delta("key: mcp_tok_9f", "text_delta"), anthropic_delta("8e7d6c end", "text_delta")),
+        (
+            SseKind::Anthropic,
+            anthropic_delta("key: mcp_tok_9f", "text_delta"),
+            anthropic_delta("8e7d6c end", "text_delta"),
+        ),
     ] {
         let stream = format!("{a}event: ping\ndata: {{\"type\":\"ping\"}}\n\n{b}");
         let mut s = Scrubber::for_sse([secret], kind).unwrap();
@@ -256,4 +260,3 @@ proptest! {
         }
     }
 }
-
