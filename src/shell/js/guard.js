@@ -71,7 +71,7 @@ export function guardBody(body, opts) {
       return out.length > 0;
     }
     if (ends.length === 0) {
-      held.add(chunk);
+      held.keep(chunk);
       return false;
     }
     spilled = false;
@@ -79,7 +79,7 @@ export function guardBody(body, opts) {
     // Copy the new tail before enqueueing: the runtime may detach an enqueued buffer.
     const rest = last < chunk.length ? chunk.slice(last) : null;
     const out = held.take(last === chunk.length ? chunk : chunk.subarray(0, last));
-    if (rest) held.add(rest);
+    if (rest) held.keep(rest);
     emit(controller, out);
     return out.length > 0;
   };

@@ -108,8 +108,9 @@ export function filterSse(body, filter, maxEvent) {
           out.push(filtered);
         }
         if (framer.oversize) return refuse(controller, out, filter.refuse());
-        // Copies the tail: the runtime may detach an enqueued buffer.
-        held.add(chunk.subarray(start));
+        // Copies the tail if part of the chunk is about to be enqueued (the runtime may detach it).
+        if (start === 0) held.keep(chunk);
+        else held.add(chunk.subarray(start));
         if (out.length) {
           controller.enqueue(join(out));
           return;

@@ -81,10 +81,15 @@ export class Held {
     this.length = 0;
   }
 
-  /** Keeps a copy of `bytes` (the runtime may detach a buffer once it is enqueued). */
+  /** Keeps a copy of `bytes`: for a view into a buffer that is being enqueued (the runtime may detach it). */
   add(bytes) {
+    this.keep(bytes.length ? bytes.slice() : bytes);
+  }
+
+  /** Keeps `bytes` itself: for a buffer nothing else will enqueue. */
+  keep(bytes) {
     if (bytes.length === 0) return;
-    this.parts.push(bytes.slice());
+    this.parts.push(bytes);
     this.length += bytes.length;
   }
 
