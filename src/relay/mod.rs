@@ -7,9 +7,10 @@
 //! URL and its credential a freshly minted token, so the rewriters inject
 //! those (as a bearer, which also lets header-credential servers work with
 //! Anthropic). At the relay endpoint, [`token`] verifies the token,
-//! [`policy`] enforces the tools and [`headers`] swaps the credentials.
+//! [`policy`] enforces the tools, [`filter`] filters `tools/list` answers and [`headers`] swaps the credentials.
 //! Everything here is pure; the I/O is in `shell::relay`.
 
+pub mod filter;
 pub mod headers;
 pub mod policy;
 pub mod token;

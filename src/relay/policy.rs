@@ -1,7 +1,7 @@
 //! Tool policy at the relay (README: "MCP relay"): which tools a request
-//! may use, the check of each client→server POST before anything reaches the
-//! MCP server, and the filtering of `tools/list` results in JSON and SSE
-//! answers. Pure: bytes in, bytes out.
+//! may use, and the check of each client→server POST before anything reaches
+//! the MCP server (`super::filter` filters the answers). Pure: bytes in,
+//! bytes out.
 //!
 //! The request body is authoritative (it is what the server executes); the
 //! 2026-07-28 mirror headers `Mcp-Method`/`Mcp-Name` must agree with it, so a
@@ -65,6 +65,9 @@ pub struct PostSummary {
     pub lists_tools: bool,
     /// How many messages are `tools/call` requests (for metering).
     pub tool_calls: u64,
+    /// The ids of the requests (messages with a method and an id), in order:
+    /// an answer the gateway refuses to pass on is replaced by an error for each.
+    pub request_ids: Vec<Value>,
 }
 
 /// The relay's decision on a POST body.
@@ -76,7 +79,7 @@ pub enum PostDecision {
     Answer { status: u16, body: Vec<u8>, summary: PostSummary, reason: &'static str },
 }
 
-fn rpc_error(id: &Value, code: i64, message: &str) -> Value {
+pub(super) fn rpc_error(id: &Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
@@ -100,7 +103,7 @@ pub fn decode_header_value(v: &str) -> Option<String> {
 }
 
 /// Rejects duplicate keys at any depth, for objects and batches alike.
-fn is_strict(body: &[u8]) -> bool {
+pub(super) fn is_strict(body: &[u8]) -> bool {
     let mut wrapped = Vec::with_capacity(body.len() + 6);
     wrapped.extend_from_slice(b"{\"m\":");
     wrapped.extend_from_slice(body);
@@ -144,6 +147,11 @@ pub fn inspect_post(
         tool: None,
         lists_tools: messages.iter().any(|m| method_of(m).as_deref() == Some(TOOLS_LIST)),
         tool_calls: messages.iter().filter(|m| method_of(m).as_deref() == Some(TOOLS_CALL)).count() as u64,
+        request_ids: messages
+            .iter()
+            .filter(|m| m.get("method").is_some())
+            .filter_map(|m| m.get("id").cloned())
+            .collect(),
     };
 
     if !batch {
@@ -209,76 +217,6 @@ pub fn inspect_post(
     answer(200, &Value::Array(replies), summary, "tool_denied")
 }
 
-/// Drops disallowed tools from a `tools/list` result; `true` if it changed.
-/// Any response whose `result.tools` is an array is treated as one, so a
-/// replayed or resumed answer is filtered as well as a fresh one.
-pub fn filter_message(msg: &mut Value, policy: &ToolPolicy) -> bool {
-    let Some(tools) = msg.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) else {
-        return false;
-    };
-    let before = tools.len();
-    tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| policy.allows(n)));
-    tools.len() != before
-}
-
-fn filter_value(v: &mut Value, policy: &ToolPolicy) -> bool {
-    match v {
-        Value::Array(items) => items.iter_mut().fold(false, |acc, m| filter_message(m, policy) | acc),
-        _ => filter_message(v, policy),
-    }
-}
-
-/// Filters an `application/json` answer; `None` when it is left as it was.
-#[must_use]
-pub fn filter_json_body(body: &[u8], policy: &ToolPolicy) -> Option<Vec<u8>> {
-    if !policy.is_restricted() {
-        return None;
-    }
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    filter_value(&mut v, policy).then(|| v.to_string().into_bytes())
-}
-
-/// Filters one complete SSE event (its lines and the blank line that ends
-/// it); `None` when it is left as it was. A rewritten event keeps its other
-/// fields (`id:`, `event:`, `retry:`, comments) in order and carries the
-/// data as one `data:` line where the first one was.
-#[must_use]
-pub fn filter_sse_event(event: &[u8], policy: &ToolPolicy) -> Option<Vec<u8>> {
-    if !policy.is_restricted() {
-        return None;
-    }
-    let text = std::str::from_utf8(event).ok()?;
-    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
-    let lines: Vec<&str> =
-        text.trim_end_matches(['\r', '\n']).split(['\n']).map(|l| l.trim_end_matches('\r')).collect();
-    let data: Vec<&str> =
-        lines.iter().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
-    if data.is_empty() {
-        return None;
-    }
-    let mut v: Value = serde_json::from_str(&data.join("\n")).ok()?;
-    if !filter_value(&mut v, policy) {
-        return None;
-    }
-    let mut out = String::with_capacity(event.len());
-    let mut wrote_data = false;
-    for l in &lines {
-        if l.starts_with("data:") {
-            if !wrote_data {
-                out.push_str("data: ");
-                out.push_str(&v.to_string());
-                out.push_str(eol);
-                wrote_data = true;
-            }
-        } else {
-            out.push_str(l);
-            out.push_str(eol);
-        }
-    }
-    out.push_str(eol);
-    Some(out.into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +259,7 @@ mod tests {
                 tool: Some("search".into()),
                 lists_tools: false,
                 tool_calls: 1,
+                request_ids: vec![json!(7)],
             })
         );
         let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
@@ -402,62 +341,5 @@ mod tests {
         assert_eq!(arr[2]["error"]["code"], INVALID_PARAMS);
         let ok = format!("[{}]", call("search"));
         assert!(matches!(inspect_post(ok.as_bytes(), None, None, &p, "crm"), PostDecision::Forward(_)));
-    }
-
-    const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search","inputSchema":{"type":"object"}},{"name":"delete_everything"},{"name":"lookup"}],"nextCursor":"c"}}"#;
-
-    #[test]
-    fn json_answers_are_filtered() {
-        let p = policy(&["search", "lookup"]);
-        let out: Value = serde_json::from_slice(&filter_json_body(LIST.as_bytes(), &p).unwrap()).unwrap();
-        let names: Vec<_> = out["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
-        assert_eq!(names, vec![json!("search"), json!("lookup")]);
-        assert_eq!(out["result"]["nextCursor"], "c");
-        assert_eq!(filter_json_body(LIST.as_bytes(), &policy(&["search", "lookup", "delete_everything"])), None);
-        assert_eq!(filter_json_body(LIST.as_bytes(), &ToolPolicy::new(None, None)), None);
-        assert_eq!(filter_json_body(b"not json", &p), None);
-        let batch = format!("[{LIST},{{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{{}}}}]");
-        assert!(filter_json_body(batch.as_bytes(), &p).is_some());
-    }
-
-    #[test]
-    fn sse_events_are_filtered_in_place() {
-        let p = policy(&["search"]);
-        let event = format!("event: message\nid: 42\ndata: {LIST}\n\n");
-        let out = String::from_utf8(filter_sse_event(event.as_bytes(), &p).unwrap()).unwrap();
-        assert!(out.starts_with("event: message\nid: 42\ndata: {"), "{out}");
-        assert!(out.ends_with("}\n\n"));
-        assert!(!out.contains("delete_everything") && !out.contains("lookup"));
-        // Data split over several lines, CRLF endings.
-        let split = LIST.replacen(",", "\r\ndata: ,", 1);
-        let (a, b) = split.split_once("\r\ndata: ,").unwrap();
-        let crlf = format!("data: {a}\r\ndata: ,{b}\r\n\r\n");
-        let out = String::from_utf8(filter_sse_event(crlf.as_bytes(), &p).unwrap()).unwrap();
-        assert!(out.ends_with("\r\n\r\n") && out.matches("data:").count() == 1, "{out}");
-        // Untouched events are left alone.
-        assert_eq!(filter_sse_event(b"event: ping\n\n", &p), None);
-        assert_eq!(filter_sse_event(b": comment\n\n", &p), None);
-        let other =
-            b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\n\n";
-        assert_eq!(filter_sse_event(other, &p), None);
-    }
-
-    #[test]
-    fn filtering_never_panics_on_odd_input() {
-        let p = policy(&["a"]);
-        for s in [
-            "",
-            "data:",
-            "data: {\"result\":{\"tools\":7}}\n\n",
-            "data: {\"result\":{\"tools\":[1,null,{\"name\":3}]}}\n\n",
-            "\u{0}\u{ff}",
-        ] {
-            let _ = filter_sse_event(s.as_bytes(), &p);
-            let _ = filter_json_body(s.as_bytes(), &p);
-            let _ = inspect_post(s.as_bytes(), Some("x"), Some("=?base64?!!?="), &p, "s");
-        }
-        let out =
-            filter_sse_event(b"data: {\"result\":{\"tools\":[1,null,{\"name\":3},{\"name\":\"a\"}]}}\n\n", &p).unwrap();
-        assert_eq!(out, b"data: {\"result\":{\"tools\":[{\"name\":\"a\"}]}}\n\n");
     }
 }

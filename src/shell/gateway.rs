@@ -367,7 +367,11 @@ fn answer(
     let up_headers = header_pairs(upstream.headers());
     let out_headers = client_response_headers(&up_headers);
     let sse = SseKind::of(route.provider, &route.upstream_path, get(&up_headers, "content-type"));
-    let scrubber = Scrubber::new(secrets.iter().map(Secret::expose));
+    let scrubber = Scrubber::for_body(secrets.iter().map(Secret::expose), sse);
+    let out_headers = match &scrubber {
+        Some(s) => s.scrub_headers(&out_headers),
+        None => out_headers,
+    };
     let (_, body) = upstream.into_parts();
     let metered = (200..300).contains(&status) && reports_usage(route.provider, route.method, &route.upstream_path);
     let tenant_id = record.tenant_id.clone();

@@ -19,8 +19,11 @@ use crate::http::error::GatewayError;
 use crate::http::headers::get;
 use crate::http::log::{RelayLog, RequestLog};
 use crate::http::route::RelayMethod;
+use crate::relay::filter::{
+    filter_json_body, filter_sse_event, refusal, refusal_events, AnswerKind, Filtered, MAX_ANSWER_BYTES,
+};
 use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
-use crate::relay::policy::{filter_json_body, filter_sse_event, inspect_post, PostDecision, ToolPolicy};
+use crate::relay::policy::{inspect_post, PostDecision, ToolPolicy};
 use crate::relay::token::{TokenError, TokenKey};
 use crate::relay::{relay_policy, Minter};
 use crate::stream::usage::Usage;
@@ -32,20 +35,39 @@ const DEFAULT_TIMEOUT_MS: u64 = 600_000;
 #[wasm_bindgen(module = "/src/shell/js/relay_filter.js")]
 extern "C" {
     #[wasm_bindgen(js_name = filterSse)]
-    fn filter_sse(body: &ReadableStream, filter: JsValue) -> ReadableStream;
+    fn filter_sse(body: &ReadableStream, filter: JsValue, max_event: f64) -> ReadableStream;
 }
 
 /// The tool filter as a JS object for `relay_filter.js`; one SSE event in,
-/// the filtered event out (`undefined` when unchanged).
+/// the filtered event out (`undefined` when unchanged). Once it refuses an
+/// event, `refused` is set and its answer is the error events that end the stream.
 #[wasm_bindgen]
 pub struct SseToolFilter {
     policy: ToolPolicy,
+    ids: Vec<serde_json::Value>,
+    server: String,
+    refused: bool,
 }
 
 #[wasm_bindgen]
 impl SseToolFilter {
-    pub fn event(&self, event: &[u8]) -> Option<Vec<u8>> {
-        filter_sse_event(event, &self.policy)
+    pub fn event(&mut self, event: &[u8]) -> Option<Vec<u8>> {
+        match filter_sse_event(event, &self.policy) {
+            Filtered::Unchanged => None,
+            Filtered::Rewritten(b) => Some(b),
+            Filtered::Refused => Some(self.refuse()),
+        }
+    }
+
+    /// The error events that end a refused stream.
+    pub fn refuse(&mut self) -> Vec<u8> {
+        self.refused = true;
+        refusal_events(&self.ids, &self.server)
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn refused(&self) -> bool {
+        self.refused
     }
 }
 
@@ -126,6 +148,8 @@ pub async fn handle(
 
     let mut lists_tools = false;
     let mut tool_calls = 0;
+    let mut request_ids = Vec::new();
+    let mut batch = false;
     let body = if method == RelayMethod::Post {
         let max = env::max_body_bytes(env);
         if get(&client, "content-length").and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > max) {
@@ -138,6 +162,8 @@ pub async fn handle(
             PostDecision::Forward(summary) => {
                 lists_tools = summary.lists_tools;
                 tool_calls = summary.tool_calls;
+                batch = summary.method.as_deref() == Some("batch");
+                request_ids.clone_from(&summary.request_ids);
                 rlog.mcp_method = summary.method;
                 rlog.tool = summary.tool;
                 log.relay = Some(rlog.clone());
@@ -174,18 +200,35 @@ pub async fn handle(
     let out_headers = downstream_headers(&up_headers);
     let content_type = get(&up_headers, "content-type").unwrap_or("").trim_start().to_ascii_lowercase();
     let restricted = policy.is_restricted();
-    let mut upstream = upstream;
-    if restricted && lists_tools && content_type.starts_with("application/json") {
-        let bytes = upstream.bytes().await.map_err(|_| GatewayError::UpstreamUnreachable { what: what.clone() })?;
-        let filtered = filter_json_body(&bytes, &policy).unwrap_or(bytes);
-        log.bytes_out = filtered.len() as u64;
-        return Ok(build(status, &out_headers).fixed(filtered));
-    }
+    let kind = AnswerKind::of(status, &content_type);
     let (_, body) = upstream.into_parts();
+    if restricted && lists_tools && matches!(kind, AnswerKind::Json | AnswerKind::Unexpected) {
+        // Read while bounded: a hostile server's endless answer is cut off at the limit.
+        let bytes = match (kind, body) {
+            (AnswerKind::Unexpected, _) => None,
+            (_, ResponseBody::Stream(s)) => super::stream::read_limited(Some(s), MAX_ANSWER_BYTES as u64).await.ok(),
+            (_, ResponseBody::Body(b)) => Some(b),
+            (_, ResponseBody::Empty) => Some(Vec::new()),
+        };
+        let filtered = bytes.as_deref().map_or(Filtered::Refused, |b| filter_json_body(b, &policy));
+        let (status, headers, out) = match filtered {
+            Filtered::Unchanged => (status, out_headers, bytes.unwrap_or_default()),
+            Filtered::Rewritten(b) => (status, out_headers, b),
+            Filtered::Refused => {
+                log.error_class = Some("mcp_answer_refused");
+                let json = vec![("content-type".to_string(), "application/json".to_string())];
+                (200, json, refusal(&request_ids, batch, server))
+            }
+        };
+        log.bytes_out = out.len() as u64;
+        return Ok(build(status, &headers).fixed(out));
+    }
     Ok(match body {
-        ResponseBody::Stream(s) if restricted && content_type.starts_with("text/event-stream") => {
-            let filter = JsValue::from(SseToolFilter { policy });
-            build(status, &out_headers).stream(filter_sse(&s, filter))
+        ResponseBody::Stream(s) if restricted && kind == AnswerKind::EventStream => {
+            let filter = SseToolFilter { policy, ids: request_ids, server: server.to_string(), refused: false };
+            #[allow(clippy::cast_precision_loss)]
+            let max = MAX_ANSWER_BYTES as f64;
+            build(status, &out_headers).stream(filter_sse(&s, JsValue::from(filter), max))
         }
         ResponseBody::Stream(s) => build(status, &out_headers).stream(s),
         ResponseBody::Body(b) => build(status, &out_headers).fixed(b),

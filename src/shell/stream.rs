@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::http::error::GatewayError;
+use crate::stream::framer::MAX_EVENT;
 use crate::stream::scrub::Scrubber;
 use crate::stream::usage::UsageMeter;
 
@@ -20,6 +21,14 @@ extern "C" {
 
     #[wasm_bindgen(js_name = readLimited)]
     fn read_limited_js(body: Option<ReadableStream>, limit: f64) -> js_sys::Promise;
+}
+
+// The SSE framer both JS modules import: naming it here makes wasm-bindgen
+// ship it next to them.
+#[wasm_bindgen(module = "/src/shell/js/sse.js")]
+extern "C" {
+    #[allow(dead_code)]
+    type SseFramer;
 }
 
 /// The whole request body; 413 as soon as it exceeds `limit` bytes (without
@@ -84,6 +93,8 @@ fn set(obj: &Object, key: &str, value: &JsValue) {
 pub fn guard(body: &ReadableStream, opts: GuardOptions) -> (ReadableStream, Option<js_sys::Promise>) {
     let o = Object::new();
     set(&o, "sse", &JsValue::from_bool(opts.sse));
+    #[allow(clippy::cast_precision_loss)]
+    set(&o, "maxEvent", &JsValue::from_f64(MAX_EVENT as f64));
     #[allow(clippy::cast_precision_loss)]
     set(&o, "idleMs", &JsValue::from_f64(opts.idle_ms as f64));
     set(&o, "resetEvent", &JsValue::from_str(&opts.reset_event));

@@ -1,215 +1,258 @@
-//! Exact-value scrubbing of response bodies: every secret the gateway
-//! injected into the request is replaced by `[redacted]` on the way back,
-//! also in its JSON-escaped forms and across chunk boundaries.
+//! Exact-value scrubbing of answers: every secret the gateway injected into
+//! the request is replaced by `[redacted]` on the way back — in the body, in
+//! every JSON escape form ([`super::matcher`]), across chunk boundaries, and
+//! in response headers.
 //!
-//! Streaming stays incremental: only a chunk's tail that could be the start
-//! of a secret is held back (at most the longest needle's length minus one
-//! byte), so text that cannot begin a secret, such as an SSE event's closing
-//! blank line, goes out at once.
+//! Two modes. Bytes: only a tail that could be the start of a secret is held
+//! back (a possible partial match), so text that cannot begin a secret goes
+//! out at once. SSE (`for_sse`): the stream is cut into events; a secret a
+//! model's text splits over two text-delta events of one part
+//! ([`super::deltas`]) is found in the reassembled text. Only a possible
+//! partial match at the end of a delta is held back: its event waits; when
+//! the next delta of the same part arrives, the held text moves into that
+//! event (its delta string is rewritten, every other byte kept); when any
+//! other event arrives or the stream ends, it goes back into its own event
+//! (contentless events — pings, comments — wait behind a held delta instead,
+//! so they cannot split a secret). Every event stays one well-formed event,
+//! in order.
 
+use super::deltas::{delta_of, splice, Delta};
+use super::framer::{Events, Piece, MAX_EVENT};
+use super::matcher::Matcher;
+use super::sse::SseKind;
 use crate::crypto::REDACTED;
 
 /// Secrets shorter than this are not scrubbed: replacing two-letter values
 /// would mangle ordinary text without protecting anything.
 pub const MIN_SCRUB_LEN: usize = 6;
 
-/// Incremental scrubber over a byte stream.
+/// Incremental byte scrubbing: what is held back.
+#[derive(Debug, Default, Clone)]
+struct Tail {
+    held: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, m: &Matcher, chunk: &[u8], last: bool) -> Vec<u8> {
+        let out = if self.held.is_empty() {
+            let (out, n) = m.replace(chunk, REDACTED.as_bytes(), last);
+            self.held = chunk[n..].to_vec();
+            out
+        } else {
+            let mut buf = std::mem::take(&mut self.held);
+            buf.extend_from_slice(chunk);
+            let (out, n) = m.replace(&buf, REDACTED.as_bytes(), last);
+            self.held = buf.split_off(n);
+            out
+        };
+        out
+    }
+}
+
+/// A delta event waiting for the next piece of its text.
+#[derive(Debug)]
+struct HeldDelta {
+    event: Vec<u8>,
+    delta: Delta,
+    /// Its text, scrubbed, without the held part.
+    safe: String,
+    /// The end of its text that may begin a secret.
+    tail: Tail,
+    /// Events that carry nothing (pings, comments) which arrived since, in order.
+    queued: Vec<u8>,
+}
+
+/// Most bytes of contentless events queued behind a held delta; past it, the delta goes out.
+const MAX_QUEUED: usize = 64 * 1024;
+
+/// An event that carries no data but a ping: it may wait behind a held delta.
+fn is_contentless(event: &[u8]) -> bool {
+    match super::framer::data(event) {
+        None => true,
+        Some(d) => {
+            #[derive(serde::Deserialize)]
+            struct Type<'a> {
+                #[serde(rename = "type", borrow)]
+                kind: std::borrow::Cow<'a, str>,
+            }
+            serde_json::from_slice::<Type<'_>>(&d).is_ok_and(|t| t.kind == "ping")
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SseState {
+    kind: SseKind,
+    events: Events,
+    held: Option<HeldDelta>,
+    /// Bytes of an event too long to hold.
+    spill: Tail,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Bytes(Tail),
+    Sse(Box<SseState>),
+}
+
+/// Incremental scrubber over one answer.
 pub struct Scrubber {
-    needles: Vec<Vec<u8>>,
-    /// `first[b]`: some needle starts with byte `b`.
-    first: [bool; 256],
-    max_len: usize,
-    tail: Vec<u8>,
+    matcher: Matcher,
+    mode: Mode,
 }
 
 impl std::fmt::Debug for Scrubber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Scrubber({} needles)", self.needles.len())
+        write!(f, "Scrubber")
     }
 }
 
-/// One level of JSON string escaping (secrets are printable ASCII, so only
-/// `"`, `\` and the optional `\/` change).
-fn json_escape(s: &[u8], escape_slash: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() + 4);
-    for &b in s {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'/' if escape_slash => out.extend_from_slice(b"\\/"),
-            _ => out.push(b),
-        }
-    }
-    out
+fn matcher<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Option<Matcher> {
+    Matcher::new(secrets.into_iter().filter(|s| s.len() >= MIN_SCRUB_LEN))
 }
 
 impl Scrubber {
-    /// A scrubber for these plaintext secrets; `None` if none is long enough to scrub.
+    /// A byte-mode scrubber for these plaintext secrets; `None` if none is long enough to scrub.
     #[must_use]
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Option<Self> {
-        let mut needles: Vec<Vec<u8>> = Vec::new();
-        for s in secrets {
-            if s.len() < MIN_SCRUB_LEN {
-                continue;
-            }
-            let raw = s.as_bytes().to_vec();
-            let once = json_escape(&raw, false);
-            let twice = json_escape(&once, false);
-            for n in [json_escape(&raw, true), twice, once, raw] {
-                if !needles.contains(&n) {
-                    needles.push(n);
-                }
-            }
-        }
-        if needles.is_empty() {
-            return None;
-        }
-        // Longest first, so a longer form wins where two forms overlap.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        let mut first = [false; 256];
-        for n in &needles {
-            if let Some(&b) = n.first() {
-                first[usize::from(b)] = true;
-            }
-        }
-        let max_len = needles.iter().map(Vec::len).max().unwrap_or(1);
-        Some(Self { needles, first, max_len, tail: Vec::new() })
+        Some(Self { matcher: matcher(secrets)?, mode: Mode::Bytes(Tail::default()) })
     }
 
-    /// Longest needle; the most held back between chunks is one less.
+    /// A scrubber for an event stream of this dialect, which also finds
+    /// secrets split over text-delta events.
     #[must_use]
-    pub fn max_len(&self) -> usize {
-        self.max_len
+    pub fn for_sse<'a>(secrets: impl IntoIterator<Item = &'a str>, kind: SseKind) -> Option<Self> {
+        let state = SseState { kind, events: Events::new(MAX_EVENT), held: None, spill: Tail::default() };
+        Some(Self { matcher: matcher(secrets)?, mode: Mode::Sse(Box::new(state)) })
+    }
+
+    /// The scrubber for an answer: SSE-aware when it is an event stream.
+    #[must_use]
+    pub fn for_body<'a>(secrets: impl IntoIterator<Item = &'a str>, sse: Option<SseKind>) -> Option<Self> {
+        match sse {
+            Some(kind) => Self::for_sse(secrets, kind),
+            None => Self::new(secrets),
+        }
     }
 
     /// Scrubs a chunk; returns what can be sent now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        if self.tail.is_empty() {
-            let (out, consumed) = self.scan(chunk, chunk.len() - self.partial_suffix(chunk));
-            self.tail = chunk[consumed..].to_vec();
-            return out;
+        let m = &self.matcher;
+        match &mut self.mode {
+            Mode::Bytes(tail) => tail.push(m, chunk, false),
+            Mode::Sse(st) => {
+                let mut out = Vec::with_capacity(chunk.len());
+                let st = &mut **st;
+                st.events.push(chunk, |p| on_piece(m, st.kind, &mut st.held, &mut st.spill, &p, &mut out));
+                out
+            }
         }
-        let mut buf = std::mem::take(&mut self.tail);
-        buf.extend_from_slice(chunk);
-        let (out, consumed) = self.scan(&buf, buf.len() - self.partial_suffix(&buf));
-        self.tail = buf.split_off(consumed);
-        out
-    }
-
-    /// Length of the longest suffix of `buf` that is a proper prefix of some
-    /// needle: only those bytes may still become a match.
-    fn partial_suffix(&self, buf: &[u8]) -> usize {
-        let longest = (self.max_len - 1).min(buf.len());
-        (1..=longest)
-            .rev()
-            .find(|&k| {
-                let tail = &buf[buf.len() - k..];
-                self.first[usize::from(tail[0])] && self.needles.iter().any(|n| n.len() > k && n.starts_with(tail))
-            })
-            .unwrap_or(0)
     }
 
     /// Flushes what was held back at the end of the stream.
     pub fn finish(&mut self) -> Vec<u8> {
-        let buf = std::mem::take(&mut self.tail);
-        let (out, _) = self.scan(&buf, buf.len());
-        out
+        let m = &self.matcher;
+        match &mut self.mode {
+            Mode::Bytes(tail) => tail.push(m, &[], true),
+            Mode::Sse(st) => {
+                let mut out = Vec::new();
+                let st = &mut **st;
+                st.events.finish(|p| on_piece(m, st.kind, &mut st.held, &mut st.spill, &p, &mut out));
+                flush(m, &mut st.held, &mut out);
+                out
+            }
+        }
     }
 
-    /// Replaces matches starting before `safe_end`. A needle starting before
-    /// it either fits in `buf` or was a partial suffix, which `safe_end` excludes.
-    fn scan(&self, buf: &[u8], safe_end: usize) -> (Vec<u8>, usize) {
-        let mut out = Vec::with_capacity(buf.len());
-        let mut i = 0;
-        let mut copied = 0;
-        while i < safe_end {
-            if self.first[usize::from(buf[i])] {
-                if let Some(n) = self.needles.iter().find(|n| buf[i..].starts_with(n)) {
-                    out.extend_from_slice(&buf[copied..i]);
-                    out.extend_from_slice(REDACTED.as_bytes());
-                    i += n.len();
-                    copied = i;
-                    continue;
+    /// Response headers with every secret in their values replaced.
+    #[must_use]
+    pub fn scrub_headers(&self, headers: &[(String, String)]) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(name, value)| {
+                let (out, _) = self.matcher.replace(value.as_bytes(), REDACTED.as_bytes(), true);
+                (name.clone(), String::from_utf8(out).unwrap_or_else(|_| REDACTED.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// A whole chunk of bytes scrubbed with nothing held.
+fn scrub_all(m: &Matcher, bytes: &[u8]) -> Vec<u8> {
+    m.replace(bytes, REDACTED.as_bytes(), true).0
+}
+
+/// Sends the held delta event with its held text put back.
+fn flush(m: &Matcher, held: &mut Option<HeldDelta>, out: &mut Vec<u8>) {
+    if let Some(mut h) = held.take() {
+        let rest = h.tail.push(m, &[], true);
+        h.safe.push_str(&String::from_utf8_lossy(&rest));
+        out.extend(scrub_all(m, &splice(&h.event, &h.delta.span, &h.safe)));
+        out.extend(h.queued);
+    }
+}
+
+fn on_piece(
+    m: &Matcher,
+    kind: SseKind,
+    held: &mut Option<HeldDelta>,
+    spill: &mut Tail,
+    piece: &Piece<'_>,
+    out: &mut Vec<u8>,
+) {
+    match *piece {
+        Piece::Event(event) => match delta_of(kind, event) {
+            Some(delta) => on_delta(m, held, event, delta, out),
+            None => match held {
+                // A ping between two deltas must not split them.
+                Some(h) if h.queued.len() + event.len() <= MAX_QUEUED && is_contentless(event) => {
+                    h.queued.extend(scrub_all(m, event));
                 }
-            }
-            i += 1;
+                _ => {
+                    flush(m, held, out);
+                    out.extend(scrub_all(m, event));
+                }
+            },
+        },
+        Piece::Oversize { bytes, last } => {
+            flush(m, held, out);
+            out.extend(spill.push(m, bytes, last));
         }
-        let end = i.max(copied);
-        out.extend_from_slice(&buf[copied..end]);
-        (out, end)
+        Piece::Tail(bytes) => {
+            flush(m, held, out);
+            out.extend(scrub_all(m, bytes));
+        }
+    }
+}
+
+fn on_delta(m: &Matcher, held: &mut Option<HeldDelta>, event: &[u8], delta: Delta, out: &mut Vec<u8>) {
+    let mut tail = match held.take() {
+        Some(h) if h.delta.key == delta.key => {
+            // The held text moves into this event; the held event goes out without it.
+            out.extend(scrub_all(m, &splice(&h.event, &h.delta.span, &h.safe)));
+            out.extend(h.queued);
+            h.tail
+        }
+        other => {
+            *held = other;
+            flush(m, held, out);
+            Tail::default()
+        }
+    };
+    let moved = !tail.held.is_empty();
+    let scrubbed = tail.push(m, delta.text.as_bytes(), false);
+    // Cut on a character boundary: a possible match starts at one.
+    let safe = String::from_utf8(scrubbed).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    if !tail.held.is_empty() {
+        *held = Some(HeldDelta { event: event.to_vec(), delta, safe, tail, queued: Vec::new() });
+        return;
+    }
+    if !moved && safe == delta.text {
+        out.extend(scrub_all(m, event));
+    } else {
+        out.extend(scrub_all(m, &splice(event, &delta.span, &safe)));
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn scrub_all(s: &mut Scrubber, chunks: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for c in chunks {
-            out.extend(s.push(c));
-        }
-        out.extend(s.finish());
-        out
-    }
-
-    #[test]
-    fn replaces_raw_and_escaped_forms() {
-        let mut s = Scrubber::new(["tok\"en/123"]).unwrap();
-        let body = br#"a tok"en/123 b "tok\"en/123" c tok\"en\/123 d"#;
-        let out = String::from_utf8(scrub_all(&mut s, &[body])).unwrap();
-        assert_eq!(out, "a [redacted] b \"[redacted]\" c [redacted] d");
-    }
-
-    #[test]
-    fn split_across_chunks() {
-        let mut s = Scrubber::new(["secret-token"]).unwrap();
-        let out = scrub_all(&mut s, &[b"xx secr", b"et-to", b"ken yy"]);
-        assert_eq!(out, b"xx [redacted] yy");
-    }
-
-    #[test]
-    fn holds_back_only_a_possible_secret_start() {
-        let mut s = Scrubber::new(["abcdefgh"]).unwrap();
-        assert_eq!(s.push(b"0123456789"), b"0123456789", "nothing here can start the secret");
-        assert_eq!(s.push(b"data: x\n\nabcd"), b"data: x\n\n", "only the possible start is held");
-        assert_eq!(s.push(b"efgh!\n\n"), b"[redacted]!\n\n");
-        assert_eq!(s.push(b"zabcdefg"), b"z");
-        assert!(s.max_len() > 7);
-        assert_eq!(s.finish(), b"abcdefg");
-    }
-
-    #[test]
-    fn short_secrets_are_ignored() {
-        assert!(Scrubber::new(["abc"]).is_none());
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-        #[test]
-        fn any_chunking_gives_the_same_result(
-            prefix in "[a-z \"\\\\]{0,40}",
-            suffix in "[a-z \"\\\\]{0,40}",
-            cuts in proptest::collection::vec(0usize..120, 0..8),
-        ) {
-            let secret = "Sk-live_\"9/x\\y";
-            let escaped = String::from_utf8(json_escape(secret.as_bytes(), false)).unwrap();
-            let body = format!("{prefix}{secret}{suffix}{escaped}{prefix}");
-            let mut whole = Scrubber::new([secret]).unwrap();
-            let expect = scrub_all(&mut whole, &[body.as_bytes()]);
-            let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
-            points.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut last = 0;
-            for p in points { chunks.push(&body.as_bytes()[last..p]); last = p; }
-            chunks.push(&body.as_bytes()[last..]);
-            let mut split = Scrubber::new([secret]).unwrap();
-            let got = scrub_all(&mut split, &chunks);
-            prop_assert_eq!(&got, &expect);
-            let text = String::from_utf8(got).unwrap();
-            prop_assert!(!text.contains(secret));
-            prop_assert!(!text.contains(&escaped));
-        }
-    }
-}
+mod tests;

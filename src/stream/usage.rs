@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::framer::{self, Events, Piece};
+
 /// A JSON answer larger than this is not parsed for usage (it is still
 /// counted as a request); it bounds the copy kept for metering.
 pub const MAX_JSON_COPY: usize = 8 * 1024 * 1024;
@@ -58,14 +60,21 @@ pub enum BodyKind {
 #[derive(Debug)]
 pub struct UsageMeter {
     kind: BodyKind,
-    /// SSE: bytes of the current, incomplete event. JSON: the body so far.
+    /// JSON: the body so far.
     buf: Vec<u8>,
     overflow: bool,
-    /// SSE: the last byte seen (ignoring `\r`) ended a line.
-    last_was_newline: bool,
+    /// SSE: the events; one longer than `MAX_JSON_COPY` carries nothing
+    /// counted and is skipped, not held.
+    events: Events,
+    tally: Tally,
+}
+
+/// What has been counted so far.
+#[derive(Debug)]
+struct Tally {
     usage: Usage,
-    /// OpenAI Responses reports its final usage in `response.completed`;
-    /// Anthropic splits it over `message_start` and `message_delta`.
+    /// Calls already counted: OpenAI reports an item in `output_item.done`
+    /// and again in `response.completed`.
     seen_ids: Vec<String>,
 }
 
@@ -84,9 +93,8 @@ impl UsageMeter {
             kind,
             buf: Vec::new(),
             overflow: false,
-            last_was_newline: false,
-            usage: Usage { requests: 1, ..Usage::default() },
-            seen_ids: Vec::new(),
+            events: Events::new(MAX_JSON_COPY),
+            tally: Tally { usage: Usage { requests: 1, ..Usage::default() }, seen_ids: Vec::new() },
         }
     }
 
@@ -101,7 +109,7 @@ impl UsageMeter {
                     self.buf.extend_from_slice(chunk);
                 }
             }
-            BodyKind::Sse => self.push_sse(chunk),
+            BodyKind::Sse => self.events.push(chunk, |p| self.tally.piece(&p)),
         }
     }
 
@@ -113,20 +121,17 @@ impl UsageMeter {
                 // Typed and borrowed: everything but usage and item kinds is skipped, not built.
                 let buf = std::mem::take(&mut self.buf);
                 if let Ok(answer) = serde_json::from_slice::<JsonAnswer<'_>>(&buf) {
-                    self.json_answer(&answer);
+                    self.tally.json_answer(&answer);
                 }
             }
             BodyKind::Json => {}
-            BodyKind::Sse => {
-                let rest = std::mem::take(&mut self.buf);
-                if !rest.is_empty() {
-                    self.sse_event(&rest);
-                }
-            }
+            BodyKind::Sse => self.events.finish(|p| self.tally.piece(&p)),
         }
-        self.usage
+        self.tally.usage
     }
+}
 
+impl Tally {
     fn count_call(&mut self, id: Option<&str>, server: Option<&str>) {
         let Some(server) = server else { return };
         if let Some(id) = id {
@@ -162,37 +167,10 @@ impl UsageMeter {
         }
     }
 
-    /// Splits a chunk into events in place; only the unfinished last event
-    /// is copied (into `buf`), so a long stream costs one scan per byte.
-    fn push_sse(&mut self, chunk: &[u8]) {
-        let mut start = 0;
-        for (i, &b) in chunk.iter().enumerate() {
-            if b != b'\n' {
-                if b != b'\r' {
-                    self.last_was_newline = false;
-                }
-                continue;
-            }
-            if !self.last_was_newline {
-                self.last_was_newline = true;
-                continue;
-            }
-            // A blank line ends the event at `i`.
-            if self.buf.is_empty() {
-                self.sse_event(&chunk[start..=i]);
-            } else {
-                self.buf.extend_from_slice(&chunk[start..=i]);
-                let event = std::mem::take(&mut self.buf);
-                self.sse_event(&event);
-            }
-            start = i + 1;
-            self.last_was_newline = false;
-        }
-        if self.buf.len() + (chunk.len() - start) > MAX_JSON_COPY {
-            // An event this large carries nothing we count; drop it.
-            self.buf.clear();
-        } else {
-            self.buf.extend_from_slice(&chunk[start..]);
+    fn piece(&mut self, piece: &Piece<'_>) {
+        match piece {
+            Piece::Event(e) | Piece::Tail(e) => self.sse_event(e),
+            Piece::Oversize { .. } => {}
         }
     }
 
@@ -201,14 +179,8 @@ impl UsageMeter {
         if !contains(event, b"usage") && !contains(event, b"mcp_") {
             return;
         }
-        let Ok(text) = std::str::from_utf8(event) else { return };
-        let data: String = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let Ok(v) = serde_json::from_str::<Value>(&data) else { return };
+        let Some(data) = framer::data(event) else { return };
+        let Ok(v) = serde_json::from_slice::<Value>(&data) else { return };
         match v.get("type").and_then(Value::as_str) {
             // OpenAI Responses.
             Some("response.completed" | "response.incomplete" | "response.failed") => {
@@ -437,6 +409,19 @@ mod tests {
         assert_eq!((u.input_tokens, u.output_tokens), (2, 9));
         let u = meter(BodyKind::Json, &["{not json"]);
         assert_eq!((u.requests, u.input_tokens), (1, 0));
+    }
+
+    #[test]
+    fn every_line_ending_is_framed_alike() {
+        let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":30}}\n\n";
+        for eol in ["\r\n", "\r"] {
+            let s = sse.replace('\n', eol);
+            for cut in 0..s.len() {
+                let (a, b) = s.split_at(cut);
+                let u = meter(BodyKind::Sse, &[a, b]);
+                assert_eq!((u.input_tokens, u.output_tokens), (20, 30), "{eol:?} cut {cut}");
+            }
+        }
     }
 
     #[test]

@@ -298,6 +298,57 @@ test('the official SDKs read the scrubbed answers (OpenAI and Anthropic, JSON an
   assert.ok(!JSON.stringify(final).includes(PLAIN));
 });
 
+/** The text pieces of the emulator's delta events for one content part, as it emitted them. */
+function emittedDeltas(body, provider) {
+  const events = parseSseText(Buffer.from(body).toString('utf8'));
+  if (provider === 'openai') return events.filter((e) => e.event === 'response.output_text.delta').map((e) => e.json.delta);
+  return events.filter((e) => e.event === 'content_block_delta' && e.json.delta.type === 'text_delta').map((e) => e.json.delta.text);
+}
+
+test('a secret the model splits over two text deltas is scrubbed, and the official SDKs stream every event', async () => {
+  for (const [label, chars] of [['echo', 7], ['echoq', 5], ['echoh', 11]]) {
+    const secret = secretOf[label];
+    const headers = { 'x-emulator-delta-chars': String(chars) };
+    // OpenAI Responses through the openai SDK's streaming.
+    const oai = gw.openai(key);
+    const s = await oai.responses.create({ model: 'gpt-4.1', input: 'call echo_auth', tools: [{ type: 'mcp', server_label: label }], stream: true }, { headers });
+    let streamed = '';
+    let done;
+    let count = 0;
+    for await (const ev of s) {
+      count += 1;
+      if (ev.type === 'response.output_text.delta') streamed += ev.delta;
+      if (ev.type === 'response.output_text.done') done = ev.text;
+    }
+    const up = lastUpstream(stack.openaiEmu, '/v1/responses');
+    const pieces = emittedDeltas(up.response.body, 'openai');
+    assert.equal(count, up.response.chunks.length, `${label}: one SDK event per provider event`);
+    assert.ok(pieces.join('').includes(secret) && !pieces.some((p) => p.includes(secret)), `${label}: the provider split the secret over deltas`);
+    assert.ok(!streamed.includes(secret) && !streamed.includes(esc(secret)), `${label}: the reassembled deltas hold no secret`);
+    assert.ok(streamed.includes(REDACTED), `${label}: [redacted] in the streamed text`);
+    assert.equal(streamed, done, `${label}: the deltas add up to the done text`);
+
+    // Anthropic Messages through the @anthropic-ai/sdk stream helper (bearer-credential servers only).
+    if (label === 'echoh') continue;
+    const ant = gw.anthropic(key);
+    const st = ant.beta.messages.stream({
+      model: 'claude-sonnet-4-6', max_tokens: 256, betas: [MCP_BETA_NEW],
+      messages: [{ role: 'user', content: 'call echo_auth' }],
+      mcp_servers: [{ type: 'url', name: label, url: 'https://placeholder.invalid/mcp' }],
+      tools: [{ type: 'mcp_toolset', mcp_server_name: label }],
+    }, { headers });
+    let text = '';
+    st.on('text', (t) => { text += t; });
+    const final = await st.finalMessage();
+    const upA = lastUpstream(stack.anthropicEmu, '/v1/messages');
+    const piecesA = emittedDeltas(upA.response.body, 'anthropic');
+    assert.ok(piecesA.join('').includes(secret) && !piecesA.some((p) => p.includes(secret)), `${label}: Anthropic split the secret over deltas`);
+    assert.ok(!text.includes(secret) && text.includes(REDACTED), `${label}: Anthropic streamed text scrubbed`);
+    assert.equal(final.content.filter((b) => b.type === 'text').map((b) => b.text).join(''), text);
+    assert.ok(!JSON.stringify(final).includes(secret));
+  }
+});
+
 test('a scrubbed SSE answer still streams: events arrive as the provider emits them', async () => {
   const t0 = Date.now();
   const res = await gw.fetch('/openai/v1/responses', {

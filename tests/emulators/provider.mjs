@@ -17,7 +17,8 @@
 // the end) and, for answers that report usage, `reported`: {input_tokens,
 // output_tokens, mcp_calls: {server: n}}, the numbers the answer carries.
 // `x-emulator-split-writes: N` on a request makes the answer go out in N-byte
-// writes, `x-emulator-gzip: 1` gzip-encoded (see captureResponse).
+// writes, `x-emulator-gzip: 1` gzip-encoded (see captureResponse), and
+// `x-emulator-delta-chars: N` streams text in N-character deltas (see splitText).
 
 import http from 'node:http';
 import zlib from 'node:zlib';
@@ -310,13 +311,28 @@ function chooseTool(available, text) {
   return null;
 }
 
-function splitText(text, parts = 5) {
+/**
+ * The pieces a streamed text is sent in: about five runs of whole words, or,
+ * with `chars` (the `x-emulator-delta-chars: N` request header), pieces of N
+ * characters cut anywhere, mid-word included, as a real model's tokens are —
+ * so a value in the text (a secret an MCP tool echoed) crosses delta events.
+ */
+function splitText(text, parts = 5, chars = 0) {
+  if (chars > 0) {
+    const cps = [...text];
+    const out = [];
+    for (let i = 0; i < cps.length; i += chars) out.push(cps.slice(i, i + chars).join(''));
+    return out.length ? out : [''];
+  }
   const words = text.split(/(?<= )/);
   const per = Math.max(1, Math.ceil(words.length / parts));
   const out = [];
   for (let i = 0; i < words.length; i += per) out.push(words.slice(i, i + per).join(''));
   return out.length ? out : [''];
 }
+
+/** `x-emulator-delta-chars: N` (see splitText), or 0. */
+const deltaCharsOf = (req) => Number.parseInt(String(req.headers['x-emulator-delta-chars'] ?? ''), 10) || 0;
 
 // ---------------------------------------------------------------------------
 // OpenAI
@@ -480,7 +496,7 @@ function toolForOutput(t) {
 }
 
 /** Builds the Responses API SSE frames for a finished response. */
-function responseEvents(resp) {
+function responseEvents(resp, deltaChars = 0) {
   const frames = [];
   let seq = 0;
   const ev = (type, data) => {
@@ -507,7 +523,7 @@ function responseEvents(resp) {
       const text = item.content[0].text;
       ev('response.output_item.added', { output_index, item: { ...item, status: 'in_progress', content: [] } });
       ev('response.content_part.added', { item_id: item.id, output_index, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
-      for (const delta of splitText(text)) {
+      for (const delta of splitText(text, 5, deltaChars)) {
         ev('response.output_text.delta', { item_id: item.id, output_index, content_index: 0, delta, logprobs: [] });
       }
       ev('response.output_text.done', { item_id: item.id, output_index, content_index: 0, text, logprobs: [] });
@@ -828,7 +844,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
       // POST /v1/responses
       const response = await createResponse(key, json);
       reportUsage(rec, response.usage.input_tokens, response.usage.output_tokens, response.output);
-      if (json.stream === true) return streamSse(res, responseEvents(response), delayMs, baseHeaders);
+      if (json.stream === true) return streamSse(res, responseEvents(response, deltaCharsOf(req)), delayMs, baseHeaders);
       return sendJson(res, 200, response, baseHeaders);
     } catch (e) {
       fail(e);
@@ -1081,7 +1097,7 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
     };
   }
 
-  function messageEvents(msg) {
+  function messageEvents(msg, deltaChars = 0) {
     const frames = [];
     const ev = (type, data) => frames.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
     ev('message_start', { message: { ...msg, content: [], stop_reason: null, stop_sequence: null, usage: { ...msg.usage, output_tokens: 1 } } });
@@ -1089,7 +1105,7 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
     msg.content.forEach((block, index) => {
       if (block.type === 'text') {
         ev('content_block_start', { index, content_block: { type: 'text', text: '' } });
-        for (const t of splitText(block.text)) ev('content_block_delta', { index, delta: { type: 'text_delta', text: t } });
+        for (const t of splitText(block.text, 5, deltaChars)) ev('content_block_delta', { index, delta: { type: 'text_delta', text: t } });
       } else if (block.type === 'mcp_tool_use') {
         ev('content_block_start', { index, content_block: { ...block, input: {} } });
         ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) } });
@@ -1152,7 +1168,7 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
       }
       const msg = await createMessage(req, json);
       reportUsage(rec, msg.usage.input_tokens, msg.usage.output_tokens, msg.content, 'server_name', 'mcp_tool_use');
-      if (json.stream === true) return streamSse(res, messageEvents(msg), delayMs, baseHeaders);
+      if (json.stream === true) return streamSse(res, messageEvents(msg, deltaCharsOf(req)), delayMs, baseHeaders);
       return sendJson(res, 200, msg, baseHeaders);
     } catch (e) {
       if (!(e instanceof AnthropicError)) e = new AnthropicError(500, 'api_error', `Internal server error: ${e?.message}`);

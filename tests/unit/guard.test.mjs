@@ -139,3 +139,26 @@ test('after a client disconnect the tap is freed once and never used again', asy
   assert.equal(outcomes[0][0], 'client_cancelled');
   assert.ok(up.wasCancelled());
 });
+
+test('every blank-line form ends an event, also split over chunks; a reset drops only the partial one', async () => {
+  for (const blank of ['\n\n', '\r\n\r\n', '\r\r', '\n\r\n', '\r\n\n']) {
+    const whole = `data: 1${blank}data: 2${blank}data: {"tr`;
+    for (let cut = 1; cut < whole.length; cut++) {
+      const { stream } = upstream([whole.slice(0, cut), whole.slice(cut)], { fail: true });
+      const { o } = opts();
+      const text = (await readAll(guardBody(stream, o))).join('');
+      assert.equal(text, `data: 1${blank}data: 2${blank}event: error\ndata: {"reset":1}\n\n`, `${JSON.stringify(blank)} cut at ${cut}`);
+    }
+  }
+});
+
+test('an event longer than maxEvent is forwarded as it comes, not held; a reset closes it off first', async () => {
+  const up = upstream(['data: 1\n\ndata: "0123456789', 'abcdef'], { hang: true });
+  const { o, outcomes } = opts({ maxEvent: 8, idleMs: 50 });
+  const reader = guardBody(up.stream, o).getReader();
+  assert.equal(dec.decode((await reader.read()).value), 'data: 1\n\ndata: "0123456789', 'the big event is not held back');
+  assert.equal(dec.decode((await reader.read()).value), 'abcdef');
+  assert.equal(dec.decode((await reader.read()).value), '\n\n');
+  assert.equal(dec.decode((await reader.read()).value), 'event: error\ndata: {"stall":1}\n\n');
+  assert.equal(outcomes[0][0], 'upstream_stalled');
+});

@@ -3,39 +3,31 @@
 // instead of a silent truncation) and answers that must be scrubbed of the
 // secrets the gateway injected. Everything else is returned untouched.
 //
-// Bytes stay in JS unless a scrubber is given (then each chunk passes once
-// through the wasm scrubber). For SSE, only complete events are forwarded; a
-// partial event is held until its blank line arrives, so an interrupted
-// stream never hands the client half an event.
+// Bytes stay in JS unless a tap is given (then each chunk passes once through
+// wasm). For SSE, only complete events are forwarded; a partial event is held
+// (up to `maxEvent` bytes) until its blank line arrives, so an interrupted
+// stream never hands the client half an event. An event longer than that is
+// forwarded as it comes instead of being held.
 
-export function concat(a, b) {
-  if (!a || a.length === 0) return b;
-  if (!b || b.length === 0) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
+import { SseFramer, Held } from './sse.js';
 
-// Index just past the last blank line ("\n\n" or "\r\n\r\n"), or 0.
-function lastEventEnd(buf) {
-  for (let i = buf.length - 1; i >= 1; i--) {
-    if (buf[i] === 10 && (buf[i - 1] === 10 || (buf[i - 1] === 13 && i >= 2 && buf[i - 2] === 10))) return i + 1;
-  }
-  return 0;
-}
+/** Default bound on a held event when the caller gives none. */
+const MAX_EVENT = 8 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 
 /**
  * @param {ReadableStream<Uint8Array>} body the fetched upstream body
- * @param {{sse: boolean, idleMs: number, resetEvent: string, stallEvent: string,
+ * @param {{sse: boolean, maxEvent?: number, idleMs: number, resetEvent: string, stallEvent: string,
  *          scrub: null | {push(u: Uint8Array): Uint8Array, finish(): Uint8Array, free(): void},
  *          done: (outcome: string, bytesOut: number) => void}} opts
  */
 export function guardBody(body, opts) {
   const reader = body.getReader();
-  let pending = null;
+  const framer = opts.sse ? new SseFramer(opts.maxEvent > 0 ? opts.maxEvent : MAX_EVENT) : null;
+  const held = new Held();
+  // Part of the current event was forwarded (it passed the bound).
+  let spilled = false;
   let bytesOut = 0;
   let finished = false;
   // Resolved when the stream ends however it ends. The gateway hands it to
@@ -66,6 +58,30 @@ export function guardBody(body, opts) {
     let timer;
     const idle = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('mcpgate-idle')), opts.idleMs); });
     return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+  };
+
+  // Forwards every complete event of `chunk` (after what is held), holds the
+  // rest; an event over the bound is forwarded as it comes. True if it emitted.
+  const frameInto = (controller, chunk) => {
+    const ends = framer.scan(chunk);
+    if (framer.oversize) {
+      spilled = true;
+      const out = held.take(chunk);
+      emit(controller, out);
+      return out.length > 0;
+    }
+    if (ends.length === 0) {
+      held.keep(chunk);
+      return false;
+    }
+    spilled = false;
+    const last = ends[ends.length - 1];
+    // Copy the new tail before enqueueing: the runtime may detach an enqueued buffer.
+    const rest = last < chunk.length ? chunk.slice(last) : null;
+    const out = held.take(last === chunk.length ? chunk : chunk.subarray(0, last));
+    if (rest) held.keep(rest);
+    emit(controller, out);
+    return out.length > 0;
   };
 
   // The client went away: stop reading upstream (which cancels the provider's
@@ -100,9 +116,11 @@ export function guardBody(body, opts) {
           reader.cancel().catch(() => {});
           if (opts.sse) {
             // Complete events that were held back still go out; a partial one does not.
-            const rest = opts.scrub ? concat(pending, opts.scrub.finish()) : pending;
-            const end = rest ? lastEventEnd(rest) : 0;
-            if (end > 0) emit(controller, rest.slice(0, end));
+            const tail = opts.scrub ? opts.scrub.finish() : null;
+            if (tail && tail.length) frameInto(controller, tail);
+            if (framer.finish()) emit(controller, held.take());
+            // An oversize event already half sent is closed off, so the error event stands alone.
+            else if (spilled) emit(controller, encoder.encode('\n\n'));
             emit(controller, encoder.encode(stalled ? opts.stallEvent : opts.resetEvent));
             controller.close();
           } else {
@@ -112,9 +130,8 @@ export function guardBody(body, opts) {
           return;
         }
         if (r.done) {
-          const rest = opts.scrub ? concat(pending, opts.scrub.finish()) : pending;
-          pending = null;
-          emit(controller, rest);
+          const tail = opts.scrub ? opts.scrub.finish() : null;
+          emit(controller, held.take(tail));
           controller.close();
           finish('completed');
           return;
@@ -122,20 +139,7 @@ export function guardBody(body, opts) {
         const tapped = opts.scrub ? opts.scrub.push(r.value) : undefined;
         const chunk = tapped === undefined ? r.value : tapped;
         if (opts.sse) {
-          let end = lastEventEnd(chunk);
-          // A blank line split between the held tail and this chunk.
-          if (end === 0 && pending && pending[pending.length - 1] === 10 && chunk[0] === 10) end = 1;
-          if (end === 0) {
-            // No event ends in this chunk (an event longer than a chunk): keep collecting.
-            pending = concat(pending, chunk);
-            continue;
-          }
-          // Copy the new tail before enqueueing: the runtime may detach an enqueued buffer.
-          const rest = end < chunk.length ? chunk.slice(end) : null;
-          if (pending) emit(controller, pending);
-          emit(controller, end === chunk.length ? chunk : chunk.subarray(0, end));
-          pending = rest;
-          return;
+          if (frameInto(controller, chunk)) return;
         } else if (chunk.length > 0) {
           emit(controller, chunk);
           return;

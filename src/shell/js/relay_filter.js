@@ -3,22 +3,17 @@
 // Used only when the relay restricts tools: every complete SSE event goes to
 // the client as soon as its blank line arrives; an event that might carry a
 // `tools/list` result (its bytes contain `tools`, or a `\u` escape that could
-// spell it) first passes through the wasm filter, which drops the tools the
-// capability does not allow. Other events are never copied into wasm. A
-// partial event is held until its end arrives; at the end of the stream the
-// remainder is flushed through the same check.
+// spell it — a JSON text cannot name the key otherwise) first passes through
+// the wasm filter, which drops the tools the capability does not allow. Other
+// events are never copied into wasm. A partial event is held (each byte
+// scanned once) until its end arrives; at the end of the stream the remainder
+// goes through the same check.
+//
+// Fails closed: when the filter cannot read a candidate event, or an event
+// grows past `maxEvent` bytes, the stream ends with the filter's JSON-RPC
+// error event instead, and the MCP server's stream is cancelled.
 
-import { concat } from './guard.js';
-
-// Index just past the first blank line ("\n\n" or "\r\n\r\n") at or after `from`, or -1.
-function eventEnd(buf, from) {
-  for (let i = Math.max(from, 1); i < buf.length; i++) {
-    if (buf[i] !== 10) continue;
-    if (buf[i - 1] === 10) return i + 1;
-    if (buf[i - 1] === 13 && i >= 3 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
-  }
-  return -1;
-}
+import { SseFramer, Held } from './sse.js';
 
 const TOOLS = [0x74, 0x6f, 0x6f, 0x6c, 0x73]; // "tools"
 
@@ -32,21 +27,50 @@ function mayListTools(ev) {
   return false;
 }
 
+function join(parts) {
+  if (parts.length === 1) return parts[0];
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /**
  * @param {ReadableStream<Uint8Array>} body the MCP server's SSE body
- * @param {{event(ev: Uint8Array): Uint8Array | undefined, free(): void}} filter wasm SseToolFilter
+ * @param {{event(ev: Uint8Array): Uint8Array | undefined, refused: boolean, refuse(): Uint8Array, free(): void}} filter
+ *   wasm SseToolFilter: `event` filters one event (undefined: unchanged) and
+ *   sets `refused` when it could not read it (its answer is then the error event)
+ * @param {number} maxEvent the longest event held, in bytes
  * @returns {ReadableStream<Uint8Array>}
  */
-export function filterSse(body, filter) {
+export function filterSse(body, filter, maxEvent) {
   const reader = body.getReader();
-  let pending = null;
+  const framer = new SseFramer(maxEvent);
+  const held = new Held();
   let freed = false;
   const free = () => {
     if (freed) return;
     freed = true;
     try { filter.free(); } catch {}
   };
-  const pass = (ev) => (mayListTools(ev) ? filter.event(ev) ?? ev : ev);
+  // The filtered event, and whether the stream must end with it.
+  const pass = (ev) => {
+    if (!mayListTools(ev)) return [ev, false];
+    const out = filter.event(ev);
+    return [out ?? ev, filter.refused];
+  };
+  const refuse = (controller, out, last) => {
+    out.push(last);
+    controller.enqueue(join(out));
+    free();
+    controller.close();
+    reader.cancel('refused by the tool filter').catch(() => {});
+  };
 
   return new ReadableStream({
     async pull(controller) {
@@ -60,31 +84,35 @@ export function filterSse(body, filter) {
           return;
         }
         if (r.done) {
-          if (pending && pending.length) controller.enqueue(pass(pending));
-          pending = null;
+          framer.finish();
+          const rest = held.take();
+          if (rest.length) {
+            const [ev, refused] = pass(rest);
+            if (refused) return refuse(controller, [], ev);
+            controller.enqueue(ev);
+          }
           free();
           controller.close();
           return;
         }
-        const buf = concat(pending, r.value);
+        const chunk = r.value;
+        const ends = framer.scan(chunk);
         const out = [];
         let start = 0;
-        for (let end = eventEnd(buf, 0); end > 0; end = eventEnd(buf, end)) {
-          out.push(pass(buf.subarray(start, end)));
+        for (const end of ends) {
+          const ev = start === 0 ? held.take(chunk.subarray(0, end)) : chunk.subarray(start, end);
           start = end;
+          if (ev.length === 0) continue;
+          const [filtered, refused] = pass(ev);
+          if (refused) return refuse(controller, out, filtered);
+          out.push(filtered);
         }
-        // Copy the held-back tail: the runtime may detach an enqueued buffer.
-        pending = start < buf.length ? buf.slice(start) : null;
+        if (framer.oversize) return refuse(controller, out, filter.refuse());
+        // Copies the tail if part of the chunk is about to be enqueued (the runtime may detach it).
+        if (start === 0) held.keep(chunk);
+        else held.add(chunk.subarray(start));
         if (out.length) {
-          let total = 0;
-          for (const o of out) total += o.length;
-          const joined = new Uint8Array(total);
-          let at = 0;
-          for (const o of out) {
-            joined.set(o, at);
-            at += o.length;
-          }
-          controller.enqueue(joined);
+          controller.enqueue(join(out));
           return;
         }
       }
