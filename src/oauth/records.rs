@@ -137,6 +137,14 @@ impl Sealer<'_> {
     pub fn open(&self, name: &str, envelope: &str) -> Result<Secret, CryptoError> {
         self.key.open(&self.aad(name), envelope)
     }
+
+    /// The value under the current key, `None` if it already is (see [`MasterKey::reseal`]).
+    ///
+    /// # Errors
+    /// [`CryptoError::Open`] on any mismatch.
+    pub fn reseal(&self, name: &str, envelope: &str) -> Result<Option<String>, CryptoError> {
+        self.key.reseal(&self.aad(name), envelope)
+    }
 }
 
 /// `oat:…` in KV: the current access token of a credential, the read path of
