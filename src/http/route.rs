@@ -26,6 +26,9 @@ pub enum AdminRoute {
     Usage { tenant: String },
     /// `/admin/tenants/{id}/mcp_servers/{name}/oauth[/connect]`.
     OAuth { tenant: String, server: String, action: OAuthAction },
+    /// `/admin/maintenance/reseal?cursor=&limit=`: POST re-seals a page of
+    /// tenants under the current master key, GET counts without writing.
+    Reseal,
 }
 
 /// What an admin call does to an MCP server's OAuth credential.
@@ -145,6 +148,14 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
         };
     }
+    if path == "/admin/maintenance/reseal" {
+        return match m {
+            Method::Get | Method::Post => Ok(Route::Admin { route: AdminRoute::Reseal, method: m }),
+            Method::Put | Method::Delete | Method::Other => {
+                Err(GatewayError::MethodNotAllowed { allowed: "GET, POST" })
+            }
+        };
+    }
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
         return classify_admin(m, rest);
     }
@@ -209,6 +220,7 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
         | (AdminRoute::OAuth { action: OAuthAction::Connect, .. }, Method::Post)
         | (AdminRoute::OAuth { action: OAuthAction::Status, .. }, Method::Get)
         | (AdminRoute::OAuth { action: OAuthAction::Disconnect, .. }, Method::Delete) => true,
+        (AdminRoute::Reseal, _) => false,
         (
             AdminRoute::Tenant { .. }
             | AdminRoute::Keys { .. }
@@ -355,6 +367,13 @@ mod tests {
         assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/a%20b/oauth"), 404);
         assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm"), 404);
         assert_eq!(classify("GET", "/oauth/callback").unwrap(), Route::OAuthCallback);
+        assert_eq!(
+            classify("POST", "/admin/maintenance/reseal").unwrap(),
+            Route::Admin { route: AdminRoute::Reseal, method: Method::Post }
+        );
+        assert_eq!(status("GET", "/admin/maintenance/reseal"), 200);
+        assert_eq!(status("DELETE", "/admin/maintenance/reseal"), 405);
+        assert_eq!(status("POST", "/admin/maintenance/other"), 404);
         assert_eq!(status("POST", "/oauth/callback"), 405);
     }
 

@@ -33,6 +33,9 @@ pub enum Call {
     Status { cred: CredentialRef },
     /// Drops every token and pending flow of the credential.
     Forget,
+    /// Counts which master key the stored state is sealed under and, with
+    /// `write`, re-seals it under the current one.
+    Reseal { cred: CredentialRef, write: bool },
 }
 
 /// Durable Object → worker.
@@ -66,6 +69,11 @@ pub enum Reply {
         view: serde_json::Value,
     },
     Done,
+    /// Answer to [`Call::Reseal`]: the count before, and whether it was rewritten.
+    Sealing {
+        before: crate::tenant::reseal::SealCount,
+        resealed: bool,
+    },
     /// The code exchange of a connect flow failed at the token endpoint (502).
     ExchangeFailed {
         server: String,

@@ -36,6 +36,7 @@ fn tenant_not_found(id: &str) -> GatewayError {
 pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
     match (route, method) {
+        (AdminRoute::Reseal, m) => super::maintenance::handle(&req, env, m).await,
         (AdminRoute::Tenant { tenant }, Method::Put) => {
             let body = read_body(&mut req).await?;
             let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;

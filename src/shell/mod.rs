@@ -6,6 +6,7 @@ mod admin;
 mod env;
 mod gateway;
 mod kv;
+mod maintenance;
 mod meter;
 mod oauth;
 mod relay;

@@ -7,13 +7,13 @@
 //! the one [`seal_tenant`] writes, so the result reads exactly like a record
 //! the admin API wrote under the current key.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::{CryptoError, MasterKey, Sealing};
 use crate::tenant::storage::{open_tenant, seal_tenant, StoredAuth, StoredTenant};
 
 /// How many envelopes are sealed under which key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealCount {
     /// Under the current key (`v2:{current id}:`).
     pub current: u64,

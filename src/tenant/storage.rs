@@ -29,6 +29,18 @@ pub fn tenant_key(tenant_id: &str) -> String {
     format!("{TENANT_PREFIX}{tenant_id}")
 }
 
+/// The prefix listing every tenant record (for maintenance walks).
+#[must_use]
+pub const fn tenant_list_prefix() -> &'static str {
+    TENANT_PREFIX
+}
+
+/// The tenant id of a key listed under [`tenant_list_prefix`].
+#[must_use]
+pub fn tenant_id_of_key(key: &str) -> Option<&str> {
+    key.strip_prefix(TENANT_PREFIX).filter(|t| crate::tenant::is_valid_name(t))
+}
+
 /// `gk:{sha256_hex(gateway key)}` → [`GatewayKeyRecord`].
 #[must_use]
 pub fn gateway_key(sha256_hex: &str) -> String {
@@ -335,6 +347,15 @@ pub fn plan_put_tenant(
     (record, ops)
 }
 
+/// Writes that store `record` as it is (its secrets re-sealed) and rewrite
+/// every key's copy from it; `updated_at` is kept: the config did not change.
+#[must_use]
+pub fn plan_rewrite(tenant_id: &str, record: &TenantRecord) -> Vec<KvOp> {
+    let mut ops = vec![KvOp::Put { key: tenant_key(tenant_id), value: to_json(record) }];
+    ops.extend(record.keys.iter().map(|k| key_record(tenant_id, k, &record.tenant)));
+    ops
+}
+
 /// Writes for `DELETE /admin/tenants/{id}`: key records first, so no key
 /// outlives its tenant even if a later write fails.
 #[must_use]
@@ -444,8 +465,17 @@ mod tests {
         assert!(plan_remove_key("acme", rec.clone(), "key_other", "t").is_none());
         let ops = plan_remove_key("acme", rec.clone(), "key_1", "t").unwrap();
         assert_eq!(ops[0], KvOp::Delete { key: "gk:ab".into() });
+        assert_eq!(plan_rewrite("acme", &rec).len(), 2, "a rewrite covers the record and every key copy");
         let ops = plan_delete_tenant("acme", &rec);
         assert_eq!(ops, vec![KvOp::Delete { key: "gk:ab".into() }, KvOp::Delete { key: "tenant:acme".into() }]);
+    }
+
+    #[test]
+    fn tenant_listing_keys() {
+        assert_eq!(tenant_id_of_key(&tenant_key("acme")), Some("acme"));
+        assert_eq!(tenant_id_of_key("gk:ab"), None);
+        assert_eq!(tenant_id_of_key("tenant:a b"), None);
+        assert!(tenant_key("x").starts_with(tenant_list_prefix()));
     }
 
     #[test]

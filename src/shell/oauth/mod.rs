@@ -80,6 +80,7 @@ fn reply_error(server: &str, reply: Reply) -> GatewayError {
         | Reply::Authorize { .. }
         | Reply::Connected { .. }
         | Reply::Status { .. }
+        | Reply::Sealing { .. }
         | Reply::Done => crate::shell::internal("the OAuth credential object answered out of turn"),
     }
 }
@@ -215,6 +216,30 @@ pub async fn admin(
             Ok(Response::builder().with_status(204).empty())
         }
     }
+}
+
+/// Counts (and with `write` re-seals) the Durable Object state of every
+/// `oauth2` credential of a stored tenant: the summed count before, and how
+/// many states were rewritten.
+pub async fn reseal_credentials(
+    env: &Env,
+    tenant: &str,
+    stored: &StoredTenant,
+    write: bool,
+) -> Result<(crate::tenant::reseal::SealCount, u64), GatewayError> {
+    let mut total = crate::tenant::reseal::SealCount::default();
+    let mut rewritten = 0;
+    for server in stored.mcp_servers.keys() {
+        let Some(cred) = credential_ref(tenant, server, stored) else { continue };
+        match call_for(env, &cred, &Call::Reseal { cred: cred.clone(), write }).await? {
+            Reply::Sealing { before, resealed } => {
+                total.merge(&before);
+                rewritten += u64::from(resealed);
+            }
+            other => return Err(reply_error(server, other)),
+        }
+    }
+    Ok((total, rewritten))
 }
 
 /// Drops the token state (Durable Object and KV cache) of credentials; best effort.

@@ -23,6 +23,7 @@ use crate::oauth::metadata::{authorization_url, is_fetchable, AuthorizationReque
 use crate::oauth::pkce;
 use crate::oauth::protocol::{Call, CredentialRef, Reply};
 use crate::oauth::records::{open_oauth, AccessToken, Sealer};
+use crate::oauth::rotation::{count_state, reseal_state};
 use crate::oauth::state::{
     configured_client, CredentialState, PendingConnect, Plan, Registration, StoredClient, PENDING_TTL_MS,
 };
@@ -155,6 +156,13 @@ impl OAuthCredential {
                 let view = crate::oauth::status::status_view(&cred.tenant, &cred.server, &cfg, &st, now_ms());
                 Reply::Status { view }
             }
+            Call::Reseal { cred, write } => {
+                let ctx = self.ctx();
+                self.state
+                    .block_concurrency_while(async move { Ok(reseal(ctx, cred, write).await) })
+                    .await
+                    .unwrap_or_else(|_| failed(500, "re-sealing was interrupted"))
+            }
             Call::Forget => {
                 let _ = self.state.storage().delete_all().await;
                 *self.cache.borrow_mut() = Some(CredentialState::default());
@@ -233,6 +241,32 @@ async fn refresh(ctx: Ctx, cred: CredentialRef) -> Reply {
             } else {
                 Reply::Unavailable { reason: f.describe() }
             }
+        }
+    }
+}
+
+/// Counts (and with `write` re-seals) the stored state under the current
+/// master key; republishes the KV copy of a fresh access token so it too is
+/// under the current key. Serialized with refreshes, so no token is lost.
+async fn reseal(ctx: Ctx, cred: CredentialRef, write: bool) -> Reply {
+    let Ok(key) = crate::shell::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
+    let s = sealer(&key, &cred);
+    let mut st = load(&ctx.storage, &ctx.cache).await;
+    let before = count_state(&st, &s);
+    if !write || before.not_current() == 0 {
+        return Reply::Sealing { before, resealed: false };
+    }
+    match reseal_state(&mut st, &s) {
+        Err(_) => failed(500, "stored OAuth state opens under neither MASTER_KEY nor MASTER_KEY_PREVIOUS"),
+        Ok(changed) => {
+            if changed && !save(&ctx.storage, &ctx.cache, &st).await {
+                return failed(500, "storing the re-sealed OAuth state failed");
+            }
+            if let Some(t) = st.fresh_token(&s, now_ms()) {
+                publish(&ctx.env, &s, &t).await;
+            }
+            log("resealed", &cred.tenant, &cred.server, "");
+            Reply::Sealing { before, resealed: changed }
         }
     }
 }
