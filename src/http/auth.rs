@@ -1,8 +1,8 @@
 //! Reading credentials off a request: the tenant's gateway key and the admin token.
 //! Never logs or echoes what it reads.
 
-use crate::crypto::{ct_eq, sha256};
 use crate::crypto::Secret;
+use crate::crypto::{ct_eq, sha256};
 use crate::http::error::GatewayError;
 use crate::http::headers::get;
 

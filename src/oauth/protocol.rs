@@ -28,7 +28,14 @@ pub enum Call {
     /// Starts the connect flow: discovery, registration, PKCE, `state`.
     Connect { cred: CredentialRef, redirect_uri: String },
     /// The authorization server redirected back with a code (or an error).
-    Finish { state: String, code: Option<String>, error: Option<String> },
+    Finish {
+        state: String,
+        code: Option<String>,
+        error: Option<String>,
+        /// RFC 9207 `iss` of the authorization response, if present.
+        #[serde(default)]
+        iss: Option<String>,
+    },
     /// The admin view.
     Status { cred: CredentialRef },
     /// Drops every token and pending flow of the credential.

@@ -99,6 +99,7 @@ mod tests {
                 scope: None,
                 resource: None,
                 issuer: None,
+                iss_required: false,
                 expires_at_ms: 1,
             }),
             ..CredentialState::default()

@@ -33,7 +33,17 @@ fn tenant_not_found(id: &str) -> GatewayError {
     GatewayError::NotFound { message: format!("Tenant '{id}' does not exist.") }
 }
 
-pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
+pub async fn handle(req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
+    // Tenant writes run one at a time in the tenant's writer object, which calls `apply`.
+    if let Some(tenant) = super::writer::serialized_write(&route, method) {
+        let tenant = tenant.to_string();
+        return super::writer::forward(req, env, &tenant).await;
+    }
+    apply(req, env, route, method).await
+}
+
+/// Performs an admin call. Tenant writes reach it only through `writer::TenantWriter`.
+pub async fn apply(mut req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
     match (route, method) {
         (AdminRoute::Reseal, m) => super::maintenance::handle(&req, env, m).await,

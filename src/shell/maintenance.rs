@@ -8,7 +8,7 @@
 //! loops until then; a page can be repeated safely. Plaintext never leaves
 //! the worker: records are opened and sealed in memory.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -23,7 +23,7 @@ const DEFAULT_LIMIT: u64 = 20;
 const MAX_LIMIT: u64 = 100;
 
 /// What one tenant's pass found and did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TenantReport {
     /// Envelopes by key before the pass: tenant record, key copies, OAuth state.
     pub before: SealCount,
@@ -116,7 +116,7 @@ pub async fn handle(req: &Request, env: &Env, method: Method) -> Result<Response
     for key in &page.keys {
         let Some(tenant) = storage::tenant_id_of_key(&key.name) else { continue };
         tenants += 1;
-        match reseal_tenant_records(env, &master, tenant, write).await {
+        match super::writer::reseal(env, tenant, write).await {
             Ok(r) => {
                 sealed.merge(&r.before);
                 records += r.tenant_records;

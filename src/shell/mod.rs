@@ -12,6 +12,7 @@ mod oauth;
 mod relay;
 mod stream;
 mod upstream;
+mod writer;
 
 use worker::{event, Context, Env, Request, Response};
 

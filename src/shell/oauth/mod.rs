@@ -285,7 +285,7 @@ pub fn credentials_of(record: &TenantRecord) -> Vec<Retired> {
 pub async fn callback(req: &Request, env: &Env) -> Result<Response, GatewayError> {
     let url = req.inner().url();
     let param = |name: &str| crate::http::route::query_param(&url, name);
-    let (state, code, error) = (param("state"), param("code"), param("error"));
+    let (state, code, error, iss) = (param("state"), param("code"), param("error"), param("iss"));
     let unknown = || GatewayError::bad_param("state", "This authorization link is unknown or was already used.");
     let state = state.ok_or_else(unknown)?;
     let object_id = pkce::object_id_of_state(&state).ok_or_else(unknown)?;
@@ -295,7 +295,7 @@ pub async fn callback(req: &Request, env: &Env) -> Result<Response, GatewayError
         .id_from_string(object_id)
         .and_then(|id| id.get_stub())
         .map_err(|_| unknown())?;
-    match call_object(&stub, &Call::Finish { state, code, error }).await? {
+    match call_object(&stub, &Call::Finish { state, code, error, iss }).await? {
         Reply::Connected { tenant, server } => {
             let page = format!(
                 "<!doctype html><meta charset=utf-8><title>mcpgate: connected</title>\
