@@ -55,7 +55,7 @@ fn tampering_fails() {
     assert!(k.open(&aad, "v1:!!").is_err());
     assert!(k.open(&aad, "v1:").is_err());
     assert!(k.open(&aad, "v2:").is_err());
-    assert!(k.open(&aad, &format!("{head}")).is_err());
+    assert!(k.open(&aad, &head).is_err());
     // Another key id in front of a good body does not open.
     assert!(k.open(&aad, &env.replacen(k.key_id(), "00000000", 1)).is_err());
 }
