@@ -284,6 +284,8 @@ mod tests {
             (r#"{"type":"oauth2","client_secret":"s"}"#, "client_secret"),
             (r#"{"type":"oauth2","client_id":"c","client_secret":"s","client_auth":"private_key_jwt"}"#, "client_auth"),
             (r#"{"type":"oauth2","scope":"a  b"}"#, "scope"),
+            (r#"{"type":"oauth2","issuer":"http://as.example"}"#, "issuer"),
+            (r#"{"type":"oauth2","issuer":7}"#, "issuer"),
             (r#"{"type":"oauth2","scope":"a\"b"}"#, "scope"),
             (r#"{"type":"oauth2","resource":"not a url"}"#, "resource"),
             (r#"{"type":"oauth2","resource":"https://a/#frag"}"#, "resource"),
@@ -314,5 +316,13 @@ mod tests {
             r#"{"type":"oauth2","token_url":"http://127.0.0.1:9/token","client_id":"c","grant":"client_credentials"}"#;
         assert!(parse(body).is_err());
         assert!(parse_oauth2(body, "p", ParseOptions { allow_insecure_urls: true }).is_ok());
+    }
+
+    #[test]
+    fn issuer_names_the_trusted_authorization_server() {
+        let c =
+            parse(r#"{"type":"oauth2","client_id":"c","client_secret":"s","issuer":"https://as.example"}"#).unwrap();
+        assert_eq!(c.issuer.as_deref(), Some("https://as.example"));
+        assert!(parse(r#"{"type":"oauth2"}"#).unwrap().issuer.is_none());
     }
 }
