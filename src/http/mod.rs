@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod forwarded;
 pub mod headers;
 pub mod log;
 pub mod route;

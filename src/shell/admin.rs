@@ -13,7 +13,7 @@ use crate::tenant::input::parse_tenant;
 use crate::tenant::storage::{self, KeyEntry, TenantRecord};
 
 /// Admin bodies are small; anything larger is a mistake.
-const MAX_ADMIN_BODY: usize = 1024 * 1024;
+pub const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
 fn now() -> String {
     js_sys::Date::new_0().to_iso_string().as_string().unwrap_or_default()

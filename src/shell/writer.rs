@@ -88,9 +88,23 @@ fn stub(env: &Env, tenant: &str) -> Result<worker::Stub, GatewayError> {
         .map_err(|_| super::internal("Durable Object binding TENANT_WRITER is missing"))
 }
 
-/// Hands an admin write to the tenant's writer and returns its answer.
+/// Hands an admin write to the tenant's writer. Its answer is rebuilt here
+/// (a fetched response's headers are immutable) and a failure becomes the
+/// `GatewayError` it was, so it is answered and logged like any other.
 pub async fn forward(req: Request, env: &Env, tenant: &str) -> Result<Response, GatewayError> {
-    stub(env, tenant)?.fetch_with_request(req).await.map_err(|_| super::internal("the tenant writer failed"))
+    let mut resp =
+        stub(env, tenant)?.fetch_with_request(req).await.map_err(|_| super::internal("the tenant writer failed"))?;
+    let status = resp.status_code();
+    let body = resp.bytes().await.map_err(|_| super::internal("the tenant writer's answer could not be read"))?;
+    if let Some(e) = crate::http::forwarded::error_of_answer(status, &body, super::admin::MAX_ADMIN_BODY as u64) {
+        return Err(e);
+    }
+    let headers = worker::Headers::new();
+    if let Ok(Some(ct)) = resp.headers().get("content-type") {
+        let _ = headers.set("content-type", &ct);
+    }
+    let out = Response::builder().with_status(status).with_headers(headers);
+    Ok(if body.is_empty() { out.empty() } else { out.fixed(body) })
 }
 
 /// Runs a re-seal pass of one tenant in its writer (so it cannot race an admin write).
