@@ -92,11 +92,18 @@ fn stub(env: &Env, tenant: &str) -> Result<worker::Stub, GatewayError> {
 /// (a fetched response's headers are immutable) and a failure becomes the
 /// `GatewayError` it was, so it is answered and logged like any other.
 pub async fn forward(req: Request, env: &Env, tenant: &str) -> Result<Response, GatewayError> {
+    // A declared oversize body is refused here, before any of it is sent on.
+    let limit = super::admin::MAX_ADMIN_BODY as u64;
+    if let Ok(Some(len)) = req.headers().get("content-length") {
+        if len.trim().parse::<u64>().is_ok_and(|n| n > limit) {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+    }
     let mut resp =
         stub(env, tenant)?.fetch_with_request(req).await.map_err(|_| super::internal("the tenant writer failed"))?;
     let status = resp.status_code();
     let body = resp.bytes().await.map_err(|_| super::internal("the tenant writer's answer could not be read"))?;
-    if let Some(e) = crate::http::forwarded::error_of_answer(status, &body, super::admin::MAX_ADMIN_BODY as u64) {
+    if let Some(e) = crate::http::forwarded::error_of_answer(status, &body, limit) {
         return Err(e);
     }
     let headers = worker::Headers::new();
