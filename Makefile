@@ -3,7 +3,7 @@
 
 SHELL := bash
 .DEFAULT_GOAL := build
-.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke load fuzz
+.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke load fuzz reseal
 
 CARGO_BIN := $(HOME)/.cargo/bin
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -89,6 +89,11 @@ fuzz: deps
 
 dev: build
 	node scripts/dev.mjs
+
+# Master-key rotation: re-seal every stored secret under the current MASTER_KEY
+# of the gateway at MCPGATE_URL (README: "Rotating MASTER_KEY").
+reseal:
+	@node scripts/reseal.mjs
 
 clean:
 	rm -rf build target .wrangler

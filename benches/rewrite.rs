@@ -131,7 +131,7 @@ fn main() {
     let stored = seal_tenant(&master, "bench", &tenant).expect("seal");
     let open_s = time(runs, if smoke { 10 } else { 2000 }, || {
         black_box(sha256_hex(black_box(b"mgk_0123456789abcdef0123456789abcdef0123")));
-        black_box(open_tenant(&master, "bench", &stored, Opening { provider: Some(Provider::OpenAi) }).expect("open"));
+        black_box(open_tenant(&master, "bench", &stored, Opening::Provider(Provider::OpenAi)).expect("open"));
     });
 
     println!(

@@ -1,8 +1,8 @@
 //! Reading credentials off a request: the tenant's gateway key and the admin token.
 //! Never logs or echoes what it reads.
 
-use crate::crypto::ct_eq;
 use crate::crypto::Secret;
+use crate::crypto::{ct_eq, sha256};
 use crate::http::error::GatewayError;
 use crate::http::headers::get;
 
@@ -43,13 +43,16 @@ pub fn unknown_key() -> GatewayError {
     unauthenticated("Invalid gateway key.")
 }
 
-/// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time.
+/// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time: the
+/// SHA-256 digests of the presented and the configured token are compared,
+/// so the time taken depends on neither token's length nor content.
 ///
 /// # Errors
 /// 401 on a missing or wrong token.
 pub fn check_admin(headers: &[(String, String)], admin_token: &Secret) -> Result<(), GatewayError> {
     let presented = get(headers, "authorization").and_then(bearer).unwrap_or("");
-    if !presented.is_empty() && ct_eq(presented.as_bytes(), admin_token.expose().as_bytes()) {
+    let same = ct_eq(&sha256(presented.as_bytes()), &sha256(admin_token.expose().as_bytes()));
+    if !presented.is_empty() && same {
         Ok(())
     } else {
         Err(unauthenticated("Missing or invalid admin token."))
@@ -92,6 +95,8 @@ mod tests {
         let t = Secret::new("adm");
         assert!(check_admin(&h(&[("authorization", "Bearer adm")]), &t).is_ok());
         assert!(check_admin(&h(&[("authorization", "Bearer adm2")]), &t).is_err());
+        assert!(check_admin(&h(&[("authorization", "Bearer ad")]), &t).is_err(), "a prefix is not the token");
+        assert!(check_admin(&h(&[("authorization", "Bearer ")]), &Secret::new("")).is_err(), "empty never matches");
         assert!(check_admin(&h(&[("x-api-key", "adm")]), &t).is_err());
         assert!(check_admin(&h(&[]), &t).is_err());
     }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod encoding;
 pub mod error;
+pub mod forwarded;
 pub mod headers;
 pub mod log;
 pub mod path;

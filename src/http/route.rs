@@ -27,12 +27,15 @@ pub enum AdminOp {
     Usage { tenant: String },
     /// `.../mcp_servers/{name}/oauth[/connect]`.
     OAuth { tenant: String, server: String, action: OAuthAction },
+    /// `/admin/maintenance/reseal?cursor=&limit=`: POST re-seals a page of
+    /// tenants under the current master key (`write`), GET counts without writing.
+    Reseal { write: bool },
 }
 
 impl AdminOp {
-    /// The tenant the operation is about.
+    /// The tenant the operation is about, if it is about one.
     #[must_use]
-    pub fn tenant(&self) -> &str {
+    pub fn tenant(&self) -> Option<&str> {
         match self {
             Self::PutTenant { tenant }
             | Self::GetTenant { tenant }
@@ -41,7 +44,25 @@ impl AdminOp {
             | Self::ListKeys { tenant }
             | Self::DeleteKey { tenant, .. }
             | Self::Usage { tenant }
-            | Self::OAuth { tenant, .. } => tenant,
+            | Self::OAuth { tenant, .. } => Some(tenant),
+            Self::Reseal { .. } => None,
+        }
+    }
+
+    /// The tenant whose records this operation writes, when it is a write
+    /// that must run one at a time with the tenant's other writes.
+    #[must_use]
+    pub fn serialized_tenant(&self) -> Option<&str> {
+        match self {
+            Self::PutTenant { tenant }
+            | Self::DeleteTenant { tenant }
+            | Self::CreateKey { tenant }
+            | Self::DeleteKey { tenant, .. } => Some(tenant),
+            Self::GetTenant { .. }
+            | Self::ListKeys { .. }
+            | Self::Usage { .. }
+            | Self::OAuth { .. }
+            | Self::Reseal { .. } => None,
         }
     }
 }
@@ -169,6 +190,13 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
         };
     }
+    if path == "/admin/maintenance/reseal" {
+        return match m {
+            Method::Get => Ok(Route::Admin(AdminOp::Reseal { write: false })),
+            Method::Post => Ok(Route::Admin(AdminOp::Reseal { write: true })),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET, POST" }),
+        };
+    }
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
         return classify_admin(m, rest);
     }
@@ -226,7 +254,7 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
         }
         _ => return Err(GatewayError::not_found()),
     };
-    if !is_valid_name(op.tenant()) {
+    if !op.tenant().is_some_and(is_valid_name) {
         return Err(GatewayError::bad_param(
             "tenant_id",
             "tenant_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'.",
@@ -383,6 +411,41 @@ mod tests {
         assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm"), 404);
         assert_eq!(classify("GET", "/oauth/callback").unwrap(), Route::OAuthCallback);
         assert_eq!(status("POST", "/oauth/callback"), 405);
+        assert_eq!(
+            classify("POST", "/admin/maintenance/reseal").unwrap(),
+            Route::Admin(AdminOp::Reseal { write: true })
+        );
+        assert_eq!(
+            classify("GET", "/admin/maintenance/reseal").unwrap(),
+            Route::Admin(AdminOp::Reseal { write: false })
+        );
+        assert_eq!(status("DELETE", "/admin/maintenance/reseal"), 405);
+        assert_eq!(status("POST", "/admin/maintenance/other"), 404);
+    }
+
+    #[test]
+    fn tenant_writes_are_serialized_and_reads_are_not() {
+        let op = |m: &str, p: &str| match classify(m, p).unwrap() {
+            Route::Admin(op) => op,
+            r => panic!("{r:?}"),
+        };
+        for (m, p) in [
+            ("PUT", "/admin/tenants/acme"),
+            ("DELETE", "/admin/tenants/acme"),
+            ("POST", "/admin/tenants/acme/keys"),
+            ("DELETE", "/admin/tenants/acme/keys/key_1"),
+        ] {
+            assert_eq!(op(m, p).serialized_tenant(), Some("acme"), "{m} {p}");
+        }
+        for (m, p) in [
+            ("GET", "/admin/tenants/acme"),
+            ("GET", "/admin/tenants/acme/keys"),
+            ("GET", "/admin/tenants/acme/usage"),
+            ("POST", "/admin/tenants/acme/mcp_servers/crm/oauth/connect"),
+            ("POST", "/admin/maintenance/reseal"),
+        ] {
+            assert_eq!(op(m, p).serialized_tenant(), None, "{m} {p}");
+        }
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct OAuthConfig {
     pub scope: Option<String>,
     /// RFC 8707 resource indicator; sent on every token request when set.
     pub resource: Option<String>,
+    /// The authorization server the tenant trusts (its RFC 8414 issuer). The
+    /// connect flow then uses its metadata, not the one the MCP server names.
+    pub issuer: Option<String>,
     pub grant: Grant,
     /// Names the credential's token state. Empty when parsed; assigned when the
     /// tenant is written and kept while the credential stays the same
@@ -107,6 +110,8 @@ struct RawOAuth<'a> {
     grant: Option<&'a RawValue>,
     #[serde(default, borrow)]
     refresh_token: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    issuer: Option<&'a RawValue>,
 }
 
 /// Parses the `auth` object of an `oauth2` server at `path`.
@@ -168,6 +173,10 @@ pub fn parse_oauth2(raw: &str, path: &str, opts: ParseOptions) -> Result<OAuthCo
         Some(u) => Some(check_resource(&u, &at("resource"))?),
         None => None,
     };
+    let issuer = match optional::<String>(r.issuer, &at("issuer"))? {
+        Some(u) => Some(check_url(&u, &at("issuer"), opts, false)?),
+        None => None,
+    };
     Ok(OAuthConfig {
         token_url,
         client_id,
@@ -175,6 +184,7 @@ pub fn parse_oauth2(raw: &str, path: &str, opts: ParseOptions) -> Result<OAuthCo
         client_auth,
         scope,
         resource,
+        issuer,
         grant,
         credential_id: String::new(),
     })
@@ -274,6 +284,8 @@ mod tests {
             (r#"{"type":"oauth2","client_secret":"s"}"#, "client_secret"),
             (r#"{"type":"oauth2","client_id":"c","client_secret":"s","client_auth":"private_key_jwt"}"#, "client_auth"),
             (r#"{"type":"oauth2","scope":"a  b"}"#, "scope"),
+            (r#"{"type":"oauth2","issuer":"http://as.example"}"#, "issuer"),
+            (r#"{"type":"oauth2","issuer":7}"#, "issuer"),
             (r#"{"type":"oauth2","scope":"a\"b"}"#, "scope"),
             (r#"{"type":"oauth2","resource":"not a url"}"#, "resource"),
             (r#"{"type":"oauth2","resource":"https://a/#frag"}"#, "resource"),
@@ -304,5 +316,13 @@ mod tests {
             r#"{"type":"oauth2","token_url":"http://127.0.0.1:9/token","client_id":"c","grant":"client_credentials"}"#;
         assert!(parse(body).is_err());
         assert!(parse_oauth2(body, "p", ParseOptions { allow_insecure_urls: true }).is_ok());
+    }
+
+    #[test]
+    fn issuer_names_the_trusted_authorization_server() {
+        let c =
+            parse(r#"{"type":"oauth2","client_id":"c","client_secret":"s","issuer":"https://as.example"}"#).unwrap();
+        assert_eq!(c.issuer.as_deref(), Some("https://as.example"));
+        assert!(parse(r#"{"type":"oauth2"}"#).unwrap().issuer.is_none());
     }
 }

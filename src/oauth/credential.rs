@@ -36,6 +36,7 @@ fn same_config(url_a: &str, a: &OAuthConfig, url_b: &str, b: &OAuthConfig) -> bo
         && a.client_auth == b.client_auth
         && a.scope == b.scope
         && a.resource == b.resource
+        && a.issuer == b.issuer
 }
 
 fn oauth_of(s: &McpServer) -> Option<&OAuthConfig> {

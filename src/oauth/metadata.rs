@@ -171,6 +171,8 @@ pub struct ServerMetadata {
     pub token_endpoint: String,
     pub registration_endpoint: Option<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9207: the server puts `iss` in every authorization response.
+    pub iss_parameter_supported: bool,
 }
 
 /// Parses RFC 8414 metadata fetched for `expected_issuer`.
@@ -196,7 +198,42 @@ pub fn parse_server_metadata(body: &[u8], expected_issuer: &str) -> Result<Serve
             .ok_or("its authorization-server metadata has no token_endpoint")?,
         registration_endpoint: string(&m, "registration_endpoint"),
         token_endpoint_auth_methods_supported: strings(&m, "token_endpoint_auth_methods_supported").ok_or(bad)?,
+        iss_parameter_supported: m.get("authorization_response_iss_parameter_supported") == Some(&Value::Bool(true)),
     })
+}
+
+/// RFC 9728 §3.3: the metadata's `resource` must be the MCP server's URL
+/// (compared without a trailing slash); otherwise it describes another
+/// resource, and a token obtained for it must not be handed to this server.
+///
+/// # Errors
+/// A short reason when `resource` is absent or names another resource.
+pub fn check_resource_matches(meta: &ResourceMetadata, mcp_url: &str) -> Result<(), &'static str> {
+    match meta.resource.as_deref() {
+        None => Err("its protected-resource metadata names no resource (RFC 9728 requires it)"),
+        Some(r) if r.trim_end_matches('/') == mcp_url.trim_end_matches('/') => Ok(()),
+        Some(_) => {
+            Err("its protected-resource metadata is for another resource than the MCP server URL (RFC 9728 §3.3)")
+        }
+    }
+}
+
+/// RFC 9207: the `iss` of an authorization response against the issuer the
+/// request was sent to. Present: it must match. Absent: acceptable only when
+/// the server does not advertise the parameter.
+///
+/// # Errors
+/// A short reason for a mismatch or a missing, advertised `iss`.
+pub fn check_response_iss(iss: Option<&str>, expected: Option<&str>, required: bool) -> Result<(), &'static str> {
+    match (iss, expected) {
+        (Some(got), Some(want)) if got.trim_end_matches('/') != want.trim_end_matches('/') => {
+            Err("the authorization response comes from another issuer than the one asked (RFC 9207)")
+        }
+        (None, _) if required => {
+            Err("the authorization response carries no iss, though its server promises one (RFC 9207)")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether the gateway may fetch `raw` (metadata, token and registration
@@ -446,5 +483,34 @@ mod tests {
             }
         })
         .is_err());
+    }
+
+    #[test]
+    fn resource_must_be_the_mcp_server() {
+        let meta = |r: Option<&str>| ResourceMetadata {
+            resource: r.map(str::to_string),
+            authorization_servers: vec!["https://as.example".into()],
+            scopes_supported: vec![],
+        };
+        assert!(check_resource_matches(&meta(Some("https://mcp.example/mcp")), "https://mcp.example/mcp").is_ok());
+        assert!(check_resource_matches(&meta(Some("https://mcp.example/mcp/")), "https://mcp.example/mcp").is_ok());
+        assert!(check_resource_matches(&meta(Some("https://other.example/mcp")), "https://mcp.example/mcp")
+            .unwrap_err()
+            .contains("another resource"));
+        assert!(check_resource_matches(&meta(Some("https://mcp.example/")), "https://mcp.example/mcp").is_err());
+        assert!(check_resource_matches(&meta(None), "https://mcp.example/mcp").unwrap_err().contains("no resource"));
+    }
+
+    #[test]
+    fn authorization_response_issuer() {
+        let body = br#"{"issuer":"https://as.example","authorization_endpoint":"https://as.example/a","token_endpoint":"https://as.example/t",
+            "code_challenge_methods_supported":["S256"],"authorization_response_iss_parameter_supported":true}"#;
+        assert!(parse_server_metadata(body, "https://as.example").unwrap().iss_parameter_supported);
+        let want = Some("https://as.example");
+        assert!(check_response_iss(Some("https://as.example"), want, true).is_ok());
+        assert!(check_response_iss(Some("https://as.example/"), want, false).is_ok());
+        assert!(check_response_iss(Some("https://evil.example"), want, false).is_err(), "checked whenever present");
+        assert!(check_response_iss(None, want, true).is_err());
+        assert!(check_response_iss(None, want, false).is_ok());
     }
 }

@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod pkce;
 pub mod protocol;
 pub mod records;
+pub mod rotation;
 pub mod state;
 pub mod status;
 pub mod token;

@@ -28,11 +28,21 @@ pub enum Call {
     /// Starts the connect flow: discovery, registration, PKCE, `state`.
     Connect { cred: CredentialRef, redirect_uri: String },
     /// The authorization server redirected back with a code (or an error).
-    Finish { state: String, code: Option<String>, error: Option<String> },
+    Finish {
+        state: String,
+        code: Option<String>,
+        error: Option<String>,
+        /// RFC 9207 `iss` of the authorization response, if present.
+        #[serde(default)]
+        iss: Option<String>,
+    },
     /// The admin view.
     Status { cred: CredentialRef },
     /// Drops every token and pending flow of the credential.
     Forget,
+    /// Counts which master key the stored state is sealed under and, with
+    /// `write`, re-seals it under the current one.
+    Reseal { cred: CredentialRef, write: bool },
 }
 
 /// Durable Object → worker.
@@ -66,6 +76,11 @@ pub enum Reply {
         view: serde_json::Value,
     },
     Done,
+    /// Answer to [`Call::Reseal`]: the count before, and whether it was rewritten.
+    Sealing {
+        before: crate::tenant::reseal::SealCount,
+        resealed: bool,
+    },
     /// The code exchange of a connect flow failed at the token endpoint (502).
     ExchangeFailed {
         server: String,

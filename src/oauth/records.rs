@@ -32,6 +32,9 @@ pub struct StoredOAuth {
     pub resource: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The authorization server the tenant named (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 fn field(server: &str, name: &str) -> String {
@@ -53,6 +56,7 @@ pub fn seal_oauth(key: &MasterKey, tenant: &str, server: &str, c: &OAuthConfig) 
         client_auth: c.client_auth.as_str().to_string(),
         scope: c.scope.clone(),
         resource: c.resource.clone(),
+        issuer: c.issuer.clone(),
         refresh_token: match &c.grant {
             Grant::RefreshToken(t) => Some(seal("refresh_token", t)?),
             Grant::ClientCredentials | Grant::AuthorizationCode => None,
@@ -82,6 +86,7 @@ pub fn open_oauth(key: &MasterKey, tenant: &str, server: &str, s: &StoredOAuth) 
         client_auth: ClientAuth::from_name(&s.client_auth),
         scope: s.scope.clone(),
         resource: s.resource.clone(),
+        issuer: s.issuer.clone(),
         grant,
         credential_id: s.credential_id.clone(),
     })
@@ -102,6 +107,7 @@ pub fn redacted_oauth(s: &StoredOAuth) -> serde_json::Value {
     put("client_id", s.client_id.as_ref());
     put("scope", s.scope.as_ref());
     put("resource", s.resource.as_ref());
+    put("issuer", s.issuer.as_ref());
     if s.client_secret.is_some() {
         m.insert("client_secret".into(), REDACTED.into());
         m.insert("client_auth".into(), s.client_auth.clone().into());
@@ -136,6 +142,14 @@ impl Sealer<'_> {
     /// [`CryptoError::Open`] on any mismatch.
     pub fn open(&self, name: &str, envelope: &str) -> Result<Secret, CryptoError> {
         self.key.open(&self.aad(name), envelope)
+    }
+
+    /// The value under the current key, `None` if it already is (see [`MasterKey::reseal`]).
+    ///
+    /// # Errors
+    /// [`CryptoError::Open`] on any mismatch.
+    pub fn reseal(&self, name: &str, envelope: &str) -> Result<Option<String>, CryptoError> {
+        self.key.reseal(&self.aad(name), envelope)
     }
 }
 

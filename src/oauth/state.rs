@@ -59,6 +59,9 @@ pub struct PendingConnect {
     pub resource: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// The issuer advertised RFC 9207 `iss` in authorization responses: the callback must carry it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub iss_required: bool,
     pub expires_at_ms: u64,
 }
 
@@ -415,6 +418,7 @@ mod tests {
             scope: None,
             resource: Some("https://mcp/".into()),
             issuer: Some("https://as".into()),
+            iss_required: false,
             expires_at_ms: 1_000,
         };
         let mut st = CredentialState::default();

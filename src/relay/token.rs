@@ -7,8 +7,10 @@
 //! mcr1.<base64url(claims JSON)>.<base64url(HMAC-SHA256(key, "mcr1." ‖ claims part))>
 //! ```
 //!
-//! The MAC key is a subkey of `MASTER_KEY` (HKDF-SHA256, [`TOKEN_KEY_INFO`]),
-//! so rotating `MASTER_KEY` retires every outstanding token. The tag is
+//! The MAC key is a subkey of `MASTER_KEY` (HKDF-SHA256, [`TOKEN_KEY_INFO`]).
+//! Tokens are minted under the current key and verify under the current or
+//! the previous one (`MASTER_KEY_PREVIOUS`), so a rotation does not cut off
+//! tokens in flight; dropping the previous key retires them. The tag is
 //! checked (RustCrypto `hmac`, constant time) before the claims are parsed;
 //! then expiry and audience. Pure: the caller passes the clock and the
 //! random id. Never logs or echoes a token.
@@ -87,8 +89,9 @@ impl TokenError {
     }
 }
 
-/// The MAC key for capability tokens. Not printable.
-pub struct TokenKey([u8; 32]);
+/// The MAC keys for capability tokens: the current one (minting and
+/// verifying) first, then the previous one (verifying only). Not printable.
+pub struct TokenKey(Vec<[u8; 32]>);
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,15 +102,20 @@ impl std::fmt::Debug for TokenKey {
 impl TokenKey {
     #[must_use]
     pub fn from_master(master: &MasterKey) -> Self {
-        Self(master.subkey(TOKEN_KEY_INFO))
+        Self(master.subkeys(TOKEN_KEY_INFO))
     }
 
-    /// HMAC-SHA256 keyed with the subkey. RFC 2104 zero-pads a short key to
+    /// HMAC-SHA256 keyed with a subkey. RFC 2104 zero-pads a short key to
     /// the 64-byte block, which is done here so construction is infallible.
-    fn mac(&self) -> HmacSha256 {
+    fn mac_with(key: &[u8; 32]) -> HmacSha256 {
         let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&self.0);
+        block[..32].copy_from_slice(key);
         <HmacSha256 as KeyInit>::new(&block.into())
+    }
+
+    /// The MAC under the current key (a ring always holds one).
+    fn mac(&self) -> HmacSha256 {
+        Self::mac_with(self.0.first().unwrap_or(&[0u8; 32]))
     }
 
     /// Mints a token for `cap`.
@@ -142,9 +150,14 @@ impl TokenKey {
         if tag.len() != TAG_LEN {
             return Err(TokenError::Malformed);
         }
-        let mut mac = self.mac();
-        mac.update(signed.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+        let signed_by_ring = self.0.iter().any(|k| {
+            let mut mac = Self::mac_with(k);
+            mac.update(signed.as_bytes());
+            mac.verify_slice(&tag).is_ok()
+        });
+        if !signed_by_ring {
+            return Err(TokenError::BadSignature);
+        }
         let claims = URL_SAFE_NO_PAD.decode(claims_b64).map_err(|_| TokenError::Malformed)?;
         let cap: Capability = serde_json::from_slice(&claims).map_err(|_| TokenError::Malformed)?;
         if now >= cap.expires_at {
@@ -217,9 +230,24 @@ mod tests {
     }
 
     #[test]
+    fn tokens_survive_a_rotation_while_the_previous_key_is_held() {
+        let t = TokenKey::from_master(&master(1)).mint(&cap(1000));
+        let rotating = master(2).with_previous(&STANDARD.encode([1u8; 32])).unwrap();
+        assert_eq!(TokenKey::from_master(&rotating).verify(t.expose(), "acme", "crm", 1).unwrap(), cap(1000));
+        // New tokens are minted under the new key: the old ring cannot verify them.
+        let fresh = TokenKey::from_master(&rotating).mint(&cap(1000));
+        assert_eq!(
+            TokenKey::from_master(&master(1)).verify(fresh.expose(), "acme", "crm", 1),
+            Err(TokenError::BadSignature)
+        );
+        assert!(TokenKey::from_master(&master(2)).verify(fresh.expose(), "acme", "crm", 1).is_ok());
+        assert_eq!(TokenKey::from_master(&rotating).verify(t.expose(), "acme", "crm", 1000), Err(TokenError::Expired));
+    }
+
+    #[test]
     fn the_key_is_a_subkey_not_the_master_key() {
         let m = master(1);
-        assert_ne!(TokenKey::from_master(&m).0, [1u8; 32]);
+        assert_ne!(TokenKey::from_master(&m).0[0], [1u8; 32]);
         assert!(format!("{:?}", TokenKey::from_master(&m)).contains("redacted"));
     }
 
@@ -278,7 +306,7 @@ mod tests {
         let mut okm = [0u8; 32];
         hk.expand(TOKEN_KEY_INFO, &mut okm).unwrap();
         let k = TokenKey::from_master(&master(1));
-        assert_eq!(k.0, okm);
+        assert_eq!(k.0, vec![okm]);
         let mut a = k.mac();
         let mut b = <HmacSha256 as Mac>::new_from_slice(&okm).unwrap();
         a.update(b"x");

@@ -13,7 +13,7 @@ use crate::tenant::input::parse_tenant;
 use crate::tenant::storage::{self, KeyEntry, TenantRecord};
 
 /// Admin bodies are small; anything larger is a mistake.
-const MAX_ADMIN_BODY: usize = 1024 * 1024;
+pub const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
 fn now() -> String {
     super::clock::now_iso()
@@ -33,9 +33,20 @@ fn tenant_not_found(id: &str) -> GatewayError {
     GatewayError::NotFound { message: format!("Tenant '{id}' does not exist.") }
 }
 
-pub async fn handle(mut req: Request, env: &Env, op: AdminOp) -> Result<Response, GatewayError> {
+pub async fn handle(req: Request, env: &Env, op: AdminOp) -> Result<Response, GatewayError> {
+    // Tenant writes run one at a time in the tenant's writer object, which calls `apply`.
+    if let Some(tenant) = op.serialized_tenant() {
+        let tenant = tenant.to_string();
+        return super::writer::forward(req, env, &tenant).await;
+    }
+    apply(req, env, op).await
+}
+
+/// Performs an admin call. Tenant writes reach it only through `writer::TenantWriter`.
+pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
     match op {
+        AdminOp::Reseal { write } => super::maintenance::handle(&req, env, write).await,
         AdminOp::PutTenant { tenant } => {
             let body = read_body(&mut req).await?;
             let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;

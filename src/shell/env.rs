@@ -25,21 +25,30 @@ pub fn admin_token(env: &Env) -> Option<Secret> {
 }
 
 thread_local! {
-    /// One `MasterKey` per isolate (and per `MASTER_KEY` value): the key
-    /// schedule and its cache of opened envelopes outlive single requests.
+    /// One `MasterKey` per isolate (and per `MASTER_KEY`/`MASTER_KEY_PREVIOUS`
+    /// pair): the key schedule and its cache of opened envelopes outlive
+    /// single requests.
     static MASTER: std::cell::RefCell<Option<(String, std::rc::Rc<MasterKey>)>> = const { std::cell::RefCell::new(None) };
 }
 
+/// The key ring: `MASTER_KEY` seals and opens; `MASTER_KEY_PREVIOUS` (set
+/// only during a rotation) opens what was sealed before it.
 pub fn master_key(env: &Env) -> Result<std::rc::Rc<MasterKey>, GatewayError> {
     let raw = text(env, "MASTER_KEY").ok_or_else(|| super::internal("MASTER_KEY is not set"))?;
-    if let Some(key) = MASTER.with_borrow(|m| m.as_ref().filter(|(r, _)| *r == raw).map(|(_, k)| std::rc::Rc::clone(k)))
+    let previous = text(env, "MASTER_KEY_PREVIOUS");
+    // Base64 never contains a newline, so the pair is unambiguous.
+    let both = format!("{raw}\n{}", previous.as_deref().unwrap_or(""));
+    if let Some(key) =
+        MASTER.with_borrow(|m| m.as_ref().filter(|(r, _)| *r == both).map(|(_, k)| std::rc::Rc::clone(k)))
     {
         return Ok(key);
     }
-    let key = std::rc::Rc::new(
-        MasterKey::from_base64(&raw).map_err(|_| super::internal("MASTER_KEY is not base64 of 32 bytes"))?,
-    );
-    MASTER.with_borrow_mut(|m| *m = Some((raw, std::rc::Rc::clone(&key))));
+    let mut key = MasterKey::from_base64(&raw).map_err(|_| super::internal("MASTER_KEY is not base64 of 32 bytes"))?;
+    if let Some(prev) = previous {
+        key = key.with_previous(&prev).map_err(|_| super::internal("MASTER_KEY_PREVIOUS is not base64 of 32 bytes"))?;
+    }
+    let key = std::rc::Rc::new(key);
+    MASTER.with_borrow_mut(|m| *m = Some((both, std::rc::Rc::clone(&key))));
     Ok(key)
 }
 

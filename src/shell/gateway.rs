@@ -175,9 +175,8 @@ async fn proxy(
         meter::admit_request(env, &record.tenant_id, limit).await?;
     }
     let master = env::master_key(env)?;
-    let tenant =
-        storage::open_tenant(&master, &record.tenant_id, &record.tenant, Opening { provider: Some(route.provider) })
-            .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
+    let tenant = storage::open_tenant(&master, &record.tenant_id, &record.tenant, Opening::Provider(route.provider))
+        .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
     let provider_key = match route.provider {
         Provider::OpenAi => tenant.openai_key.clone(),
         Provider::Anthropic => tenant.anthropic_key.clone(),

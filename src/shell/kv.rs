@@ -18,17 +18,25 @@ pub async fn get_json<T: DeserializeOwned>(kv: &KvStore, key: &str) -> Result<Op
     }
 }
 
-pub async fn apply(kv: &KvStore, ops: Vec<KvOp>) -> Result<(), GatewayError> {
-    for op in ops {
-        match op {
-            KvOp::Put { key, value } => kv
-                .put(&key, value)
-                .map_err(|_| super::internal("KV write failed"))?
-                .execute()
-                .await
-                .map_err(|_| super::internal("KV write failed"))?,
-            KvOp::Delete { key } => kv.delete(&key).await.map_err(|_| super::internal("KV delete failed"))?,
-        }
+async fn apply_one(kv: &KvStore, op: KvOp) -> Result<(), GatewayError> {
+    match op {
+        KvOp::Put { key, value } => kv
+            .put(&key, value)
+            .map_err(|_| super::internal("KV write failed"))?
+            .execute()
+            .await
+            .map_err(|_| super::internal("KV write failed")),
+        KvOp::Delete { key } => kv.delete(&key).await.map_err(|_| super::internal("KV delete failed")),
     }
-    Ok(())
+}
+
+/// Applies a plan. Every plan puts the op that must come last at its end
+/// (the tenant record after its keys' records are gone, a key record before
+/// the tenant lists it), so all ops but the last run concurrently, then the
+/// last one: a tenant with many keys is rewritten in two round trips.
+pub async fn apply(kv: &KvStore, mut ops: Vec<KvOp>) -> Result<(), GatewayError> {
+    let Some(last) = ops.pop() else { return Ok(()) };
+    let first = futures_util::future::join_all(ops.into_iter().map(|op| apply_one(kv, op))).await;
+    first.into_iter().collect::<Result<Vec<()>, _>>()?;
+    apply_one(kv, last).await
 }

@@ -8,11 +8,13 @@ mod clock;
 mod env;
 mod gateway;
 mod kv;
+mod maintenance;
 mod meter;
 mod oauth;
 mod relay;
 mod stream;
 mod upstream;
+mod writer;
 
 use worker::{event, Context, Env, Request, Response};
 

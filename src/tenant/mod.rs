@@ -5,6 +5,7 @@
 //! exist here inside [`Secret`].
 
 pub mod input;
+pub mod reseal;
 pub mod storage;
 
 use std::collections::BTreeMap;

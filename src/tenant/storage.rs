@@ -30,6 +30,18 @@ pub fn tenant_key(tenant_id: &str) -> String {
     format!("{TENANT_PREFIX}{tenant_id}")
 }
 
+/// The prefix listing every tenant record (for maintenance walks).
+#[must_use]
+pub const fn tenant_list_prefix() -> &'static str {
+    TENANT_PREFIX
+}
+
+/// The tenant id of a key listed under [`tenant_list_prefix`].
+#[must_use]
+pub fn tenant_id_of_key(key: &str) -> Option<&str> {
+    key.strip_prefix(TENANT_PREFIX).filter(|t| crate::tenant::is_valid_name(t))
+}
+
 /// `gk:{sha256_hex(gateway key)}` → [`GatewayKeyRecord`].
 #[must_use]
 pub fn gateway_key(sha256_hex: &str) -> String {
@@ -187,15 +199,20 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
     Ok(out)
 }
 
-/// Which secrets of a tenant to open: its MCP servers' always (the rewriters
-/// inject them and every answer is scrubbed of them), and one provider's key.
+/// Which secrets of a tenant to open. Every MCP credential always (the
+/// rewriters inject them and every answer is scrubbed of them); provider
+/// keys as needed: the request path needs one, never more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Opening {
-    pub provider: Option<Provider>,
+pub enum Opening {
+    /// One provider's key.
+    Provider(Provider),
+    /// No provider key.
+    McpOnly,
+    /// Every secret (re-sealing).
+    Everything,
 }
 
-/// Opens a stored tenant: the provider key `open` names (the request path
-/// needs one, never more) and every MCP credential.
+/// Opens a stored tenant: the provider keys `open` names and every MCP credential.
 ///
 /// # Errors
 /// [`CryptoError::Open`] if any envelope fails (wrong `MASTER_KEY`, tampering).
@@ -207,15 +224,16 @@ pub fn open_tenant(
 ) -> Result<Tenant, CryptoError> {
     let open_field = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
     let mut tenant = Tenant::default();
-    match open.provider {
-        Some(Provider::OpenAi) => {
-            tenant.openai_key = stored.openai_key.as_deref().map(|e| open_field(field_openai(), e)).transpose()?;
-        }
-        Some(Provider::Anthropic) => {
-            tenant.anthropic_key =
-                stored.anthropic_key.as_deref().map(|e| open_field(field_anthropic(), e)).transpose()?;
-        }
-        None => {}
+    let wants = |p: Provider| match open {
+        Opening::Provider(one) => one == p,
+        Opening::McpOnly => false,
+        Opening::Everything => true,
+    };
+    if wants(Provider::OpenAi) {
+        tenant.openai_key = stored.openai_key.as_deref().map(|e| open_field(field_openai(), e)).transpose()?;
+    }
+    if wants(Provider::Anthropic) {
+        tenant.anthropic_key = stored.anthropic_key.as_deref().map(|e| open_field(field_anthropic(), e)).transpose()?;
     }
     let mut servers = BTreeMap::new();
     for (name, s) in &stored.mcp_servers {
@@ -349,6 +367,15 @@ pub fn plan_put_tenant(
     (record, ops)
 }
 
+/// Writes that store `record` as it is (its secrets re-sealed) and rewrite
+/// every key's copy from it; `updated_at` is kept: the config did not change.
+#[must_use]
+pub fn plan_rewrite(tenant_id: &str, record: &TenantRecord) -> Vec<KvOp> {
+    let mut ops = vec![KvOp::Put { key: tenant_key(tenant_id), value: to_json(record) }];
+    ops.extend(record.keys.iter().map(|k| key_record(tenant_id, k, &record.tenant)));
+    ops
+}
+
 /// Writes for `DELETE /admin/tenants/{id}`: key records first, so no key
 /// outlives its tenant even if a later write fails.
 #[must_use]
@@ -402,7 +429,7 @@ mod tests {
         for plain in ["sk-plain-openai", "sk-ant-plain", "tok-plain", "hdr-plain"] {
             assert!(!json.contains(plain));
         }
-        let back = open_tenant(&k, "acme", &stored, Opening { provider: Some(Provider::OpenAi) }).unwrap();
+        let back = open_tenant(&k, "acme", &stored, Opening::Provider(Provider::OpenAi)).unwrap();
         assert_eq!(back.openai_key.unwrap().expose(), "sk-plain-openai");
         assert!(back.anthropic_key.is_none());
         assert_eq!(back.mcp.servers["crm"].require_approval, Approval::Always);
@@ -411,7 +438,7 @@ mod tests {
         assert!(matches!(&one.auth, McpAuth::Bearer(t) if t.expose() == "tok-plain"));
         assert!(open_server(&k, "acme", "files", &stored.mcp_servers["crm"]).is_err(), "bound to its server name");
         // A record copied under another tenant id does not open.
-        assert!(open_tenant(&k, "evil", &stored, Opening { provider: Some(Provider::Anthropic) }).is_err());
+        assert!(open_tenant(&k, "evil", &stored, Opening::Provider(Provider::Anthropic)).is_err());
     }
 
     #[test]
@@ -447,7 +474,7 @@ mod tests {
         let stored = seal_tenant(&k, "acme", &t).unwrap();
         let json = serde_json::to_value(&stored).unwrap();
         assert!(json["mcp_servers"]["old"].get("mode").is_none(), "direct servers keep the old record shape");
-        let back = open_tenant(&k, "acme", &stored, Opening { provider: None }).unwrap();
+        let back = open_tenant(&k, "acme", &stored, Opening::McpOnly).unwrap();
         assert_eq!(back.mcp.servers["priv"].mode, McpMode::Relay);
         assert_eq!(back.mcp.servers["priv"].service.as_deref(), Some("PRIVATE_MCP"));
         assert_eq!(back.mcp.servers["pub"].mode, McpMode::Relay);
@@ -481,8 +508,17 @@ mod tests {
         assert!(plan_remove_key("acme", rec.clone(), "key_other", "t").is_none());
         let ops = plan_remove_key("acme", rec.clone(), "key_1", "t").unwrap();
         assert_eq!(ops[0], KvOp::Delete { key: "gk:ab".into() });
+        assert_eq!(plan_rewrite("acme", &rec).len(), 2, "a rewrite covers the record and every key copy");
         let ops = plan_delete_tenant("acme", &rec);
         assert_eq!(ops, vec![KvOp::Delete { key: "gk:ab".into() }, KvOp::Delete { key: "tenant:acme".into() }]);
+    }
+
+    #[test]
+    fn tenant_listing_keys() {
+        assert_eq!(tenant_id_of_key(&tenant_key("acme")), Some("acme"));
+        assert_eq!(tenant_id_of_key("gk:ab"), None);
+        assert_eq!(tenant_id_of_key("tenant:a b"), None);
+        assert!(tenant_key("x").starts_with(tenant_list_prefix()));
     }
 
     #[test]

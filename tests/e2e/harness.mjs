@@ -200,17 +200,20 @@ function serviceConfigs(root, services) {
 /**
  * Starts `wrangler dev` with a fresh persist dir and waits for GET /healthz.
  * `services` adds auxiliary Workers bound to the gateway (see serviceConfigs);
- * `port` fixes the port (e.g. to know PUBLIC_BASE_URL up front).
+ * `port` fixes the port (e.g. to know PUBLIC_BASE_URL up front); `persistDir` reuses
+ * the KV / Durable Object state of an earlier gateway (a restart); `vars` may set
+ * ADMIN_TOKEN and MASTER_KEY (else fresh ones are made).
  * @param {{openaiBaseUrl:string, anthropicBaseUrl:string, vars?:Record<string,string>,
- *          services?:{binding:string, dir:string, vars?:Record<string,string>}[], port?:number}} opts
+ *          services?:{binding:string, dir:string, vars?:Record<string,string>}[], port?:number,
+ *          persistDir?:string}} opts
  */
-export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {}, services = [], port: fixedPort }) {
+export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {}, services = [], port: fixedPort, persistDir: reuseDir }) {
   const root = mkdtempSync(path.join(os.tmpdir(), 'mcpgate-e2e-'));
-  const persistDir = path.join(root, 'state');
+  const persistDir = reuseDir ?? path.join(root, 'state');
   const logFile = path.join(root, 'gateway.log');
   const port = fixedPort ?? await freePort();
-  const adminToken = newSecret('admin-token', 'adm_');
-  const masterKey = randomBytes(32).toString('base64');
+  const adminToken = vars.ADMIN_TOKEN ?? newSecret('admin-token', 'adm_');
+  const masterKey = vars.MASTER_KEY ?? randomBytes(32).toString('base64');
   SECRETS.set(masterKey, 'MASTER_KEY');
   const allVars = {
     OPENAI_BASE_URL: openaiBaseUrl,

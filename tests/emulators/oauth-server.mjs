@@ -9,6 +9,7 @@
 //    on every use; reusing a rotated token is detected and revokes the whole family) and
 //    client_credentials; client_secret_basic / client_secret_post / public clients; never
 //    both methods in one request; RFC 8707 resource checked against the grant
+//  - RFC 9207 `iss` on authorization responses (and the metadata flag), when `issParameter`
 //  - short access-token lifetimes (seconds) so tokens expire during a test
 //
 // It counts and records every token request (without keeping secrets in the
@@ -42,9 +43,10 @@ function send(res, status, obj, headers = {}) {
 }
 
 /**
- * @param {{accessTtlSec?: number, tokenDelayMs?: number, rotate?: boolean, onIssue?: (value: string, kind: string) => void}} opts
+ * @param {{accessTtlSec?: number, tokenDelayMs?: number, rotate?: boolean, issParameter?: boolean,
+ *          onIssue?: (value: string, kind: string) => void}} opts
  */
-export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rotate = true, onIssue = () => {} } = {}) {
+export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rotate = true, issParameter = false, onIssue = () => {} } = {}) {
   const clients = new Map(); // client_id -> {client_id, client_secret?, redirect_uris, token_endpoint_auth_method, grant_types}
   const codes = new Map(); // code -> {client_id, redirect_uri, challenge, resource, scope, expires, used}
   const access = new Map(); // token -> {client_id, resource, scope, expires, family, revoked}
@@ -223,6 +225,7 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
     }
     const back = new URL(p.redirect_uri);
     back.searchParams.set('state', p.state ?? '');
+    if (issParameter) back.searchParams.set('iss', issuer());
     const badPkce = p.code_challenge_method !== 'S256' || !/^[A-Za-z0-9_-]{43}$/.test(p.code_challenge ?? '');
     if (p.response_type !== 'code' || badPkce) {
       back.searchParams.set('error', 'invalid_request');
@@ -256,6 +259,7 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
           code_challenge_methods_supported: ['S256'],
           token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
           scopes_supported: ['mcp:tools'],
+          ...(issParameter ? { authorization_response_iss_parameter_supported: true } : {}),
         });
       }
       if (req.method === 'POST' && url.pathname === '/register') return register(await readBody(req), res);

@@ -6,8 +6,9 @@
 
 use super::http::{fetch, get_document};
 use crate::oauth::metadata::{
-    authorization_server_urls, fallback_issuer, parse_registration, parse_resource_metadata, parse_server_metadata,
-    parse_www_authenticate, protected_resource_urls, registration_request, Registration, ServerMetadata,
+    authorization_server_urls, check_resource_matches, fallback_issuer, parse_registration, parse_resource_metadata,
+    parse_server_metadata, parse_www_authenticate, protected_resource_urls, registration_request, Registration,
+    ServerMetadata,
 };
 
 /// What the connect flow learned about the server.
@@ -22,9 +23,16 @@ pub struct Discovered {
 /// An initialize request without credentials, to make the server answer its challenge.
 const PROBE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcpgate","version":"1"}}}"#;
 
-/// Finds the authorization server of the MCP server at `mcp_url`.
-/// `allowed` says whether a URL may be fetched (the `https://` rule).
-pub async fn discover(mcp_url: &str, allowed: impl Fn(&str) -> bool) -> Result<Discovered, String> {
+/// Finds the authorization server of the MCP server at `mcp_url`: the one the
+/// tenant named (`named_issuer`) if any, else the one the server's metadata
+/// names. `allowed` says whether a URL may be fetched (the `https://` rule).
+/// Protected-resource metadata must describe `mcp_url` itself (RFC 9728
+/// §3.3) and authorization-server metadata its own issuer (RFC 8414 §3.3).
+pub async fn discover(
+    mcp_url: &str,
+    named_issuer: Option<&str>,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<Discovered, String> {
     let probe = fetch(
         "POST",
         mcp_url,
@@ -47,14 +55,16 @@ pub async fn discover(mcp_url: &str, allowed: impl Fn(&str) -> bool) -> Result<D
     for url in candidates.iter().filter(|u| allowed(u)) {
         if let Some(body) = get_document(url).await {
             if let Ok(m) = parse_resource_metadata(&body) {
+                check_resource_matches(&m, mcp_url).map_err(str::to_string)?;
                 resource_meta = Some(m);
                 break;
             }
         }
     }
-    let issuer = match &resource_meta {
-        Some(m) => m.authorization_servers.first().cloned(),
-        None => fallback_issuer(mcp_url),
+    let issuer = match (named_issuer, &resource_meta) {
+        (Some(named), _) => Some(named.to_string()),
+        (None, Some(m)) => m.authorization_servers.first().cloned(),
+        (None, None) => fallback_issuer(mcp_url),
     }
     .ok_or_else(|| "the MCP server names no authorization server".to_string())?;
 

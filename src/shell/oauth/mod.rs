@@ -81,6 +81,7 @@ fn reply_error(server: &str, reply: Reply) -> GatewayError {
         | Reply::Authorize { .. }
         | Reply::Connected { .. }
         | Reply::Status { .. }
+        | Reply::Sealing { .. }
         | Reply::Done => crate::shell::internal("the OAuth credential object answered out of turn"),
     }
 }
@@ -214,6 +215,30 @@ pub async fn admin(
     }
 }
 
+/// Counts (and with `write` re-seals) the Durable Object state of every
+/// `oauth2` credential of a stored tenant: the summed count before, and how
+/// many states were rewritten.
+pub async fn reseal_credentials(
+    env: &Env,
+    tenant: &str,
+    stored: &StoredTenant,
+    write: bool,
+) -> Result<(crate::tenant::reseal::SealCount, u64), GatewayError> {
+    let mut total = crate::tenant::reseal::SealCount::default();
+    let mut rewritten = 0;
+    for server in stored.mcp_servers.keys() {
+        let Some(cred) = credential_ref(tenant, server, stored) else { continue };
+        match call_for(env, &cred, &Call::Reseal { cred: cred.clone(), write }).await? {
+            Reply::Sealing { before, resealed } => {
+                total.merge(&before);
+                rewritten += u64::from(resealed);
+            }
+            other => return Err(reply_error(server, other)),
+        }
+    }
+    Ok((total, rewritten))
+}
+
 /// Drops the token state (Durable Object and KV cache) of credentials; best effort.
 pub async fn forget(env: &Env, tenant: &str, creds: &[Retired]) {
     let store = kv::store(env).ok();
@@ -235,8 +260,7 @@ pub fn assign_credentials(
     new: &mut Tenant,
     old: Option<&TenantRecord>,
 ) -> Result<Vec<Retired>, GatewayError> {
-    let old =
-        old.and_then(|r| storage::open_tenant(master, tenant, &r.tenant, storage::Opening { provider: None }).ok());
+    let old = old.and_then(|r| storage::open_tenant(master, tenant, &r.tenant, storage::Opening::McpOnly).ok());
     credential::assign_ids(new, old.as_ref(), crate::oauth::new_credential_id)
         .map_err(|_| crate::shell::internal("random source failed"))
 }
@@ -258,7 +282,7 @@ pub fn credentials_of(record: &TenantRecord) -> Vec<Retired> {
 pub async fn callback(req: &Request, env: &Env) -> Result<Response, GatewayError> {
     let url = req.inner().url();
     let param = |name: &str| crate::http::route::query_param(&url, name);
-    let (state, code, error) = (param("state"), param("code"), param("error"));
+    let (state, code, error, iss) = (param("state"), param("code"), param("error"), param("iss"));
     let unknown = || GatewayError::bad_param("state", "This authorization link is unknown or was already used.");
     let state = state.ok_or_else(unknown)?;
     let object_id = pkce::object_id_of_state(&state).ok_or_else(unknown)?;
@@ -268,7 +292,7 @@ pub async fn callback(req: &Request, env: &Env) -> Result<Response, GatewayError
         .id_from_string(object_id)
         .and_then(|id| id.get_stub())
         .map_err(|_| unknown())?;
-    match call_object(&stub, &Call::Finish { state, code, error }).await? {
+    match call_object(&stub, &Call::Finish { state, code, error, iss }).await? {
         Reply::Connected { tenant, server } => {
             let page = format!(
                 "<!doctype html><meta charset=utf-8><title>mcpgate: connected</title>\

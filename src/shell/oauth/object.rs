@@ -19,10 +19,11 @@ use super::discovery::{discover, register};
 use super::http::{now_ms, post_token};
 use crate::crypto::Secret;
 use crate::crypto::{random_bytes, MasterKey};
-use crate::oauth::metadata::{authorization_url, is_fetchable, AuthorizationRequest};
+use crate::oauth::metadata::{authorization_url, check_response_iss, is_fetchable, AuthorizationRequest};
 use crate::oauth::pkce;
 use crate::oauth::protocol::{Call, CredentialRef, Reply};
 use crate::oauth::records::{open_oauth, AccessToken, Sealer};
+use crate::oauth::rotation::{count_state, reseal_state};
 use crate::oauth::state::{
     configured_client, CredentialState, PendingConnect, Plan, Registration, StoredClient, PENDING_TTL_MS,
 };
@@ -140,10 +141,10 @@ impl OAuthCredential {
                 let id = self.state.id().to_string();
                 connect(self.ctx(), &key, cred, &redirect_uri, &id).await
             }
-            Call::Finish { state, code, error } => {
+            Call::Finish { state, code, error, iss } => {
                 let ctx = self.ctx();
                 self.state
-                    .block_concurrency_while(async move { Ok(finish(ctx, state, code, error).await) })
+                    .block_concurrency_while(async move { Ok(finish(ctx, state, code, error, iss).await) })
                     .await
                     .unwrap_or_else(|_| failed(500, "the code exchange was interrupted"))
             }
@@ -154,6 +155,13 @@ impl OAuthCredential {
                 };
                 let view = crate::oauth::status::status_view(&cred.tenant, &cred.server, &cfg, &st, now_ms());
                 Reply::Status { view }
+            }
+            Call::Reseal { cred, write } => {
+                let ctx = self.ctx();
+                self.state
+                    .block_concurrency_while(async move { Ok(reseal(ctx, cred, write).await) })
+                    .await
+                    .unwrap_or_else(|_| failed(500, "re-sealing was interrupted"))
             }
             Call::Forget => {
                 let _ = self.state.storage().delete_all().await;
@@ -237,13 +245,53 @@ async fn refresh(ctx: Ctx, cred: CredentialRef) -> Reply {
     }
 }
 
+/// Counts (and with `write` re-seals) the stored state under the current
+/// master key; republishes the KV copy of a fresh access token so it too is
+/// under the current key. Serialized with refreshes, so no token is lost.
+async fn reseal(ctx: Ctx, cred: CredentialRef, write: bool) -> Reply {
+    let Ok(key) = crate::shell::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
+    let s = sealer(&key, &cred);
+    let mut st = load(&ctx.storage, &ctx.cache).await;
+    let before = count_state(&st, &s);
+    if !write || before.not_current() == 0 {
+        return Reply::Sealing { before, resealed: false };
+    }
+    match reseal_state(&mut st, &s) {
+        Err(_) => failed(500, "stored OAuth state opens under neither MASTER_KEY nor MASTER_KEY_PREVIOUS"),
+        Ok(changed) => {
+            if changed && !save(&ctx.storage, &ctx.cache, &st).await {
+                return failed(500, "storing the re-sealed OAuth state failed");
+            }
+            if let Some(t) = st.fresh_token(&s, now_ms()) {
+                publish(&ctx.env, &s, &t).await;
+            }
+            log("resealed", &cred.tenant, &cred.server, "");
+            Reply::Sealing { before, resealed: changed }
+        }
+    }
+}
+
 /// Starts the connect flow: discovery, client (configured, reused or registered), PKCE and `state`.
 async fn connect(ctx: Ctx, key: &MasterKey, cred: CredentialRef, redirect_uri: &str, object_id: &str) -> Reply {
     let Ok(cfg) = open_oauth(key, &cred.tenant, &cred.server, &cred.auth) else {
         return failed(500, "the stored OAuth config does not open");
     };
+    // Trust rule: a client secret goes only to a token endpoint the tenant
+    // configured (token_url) or to that of an authorization server it named
+    // (issuer), never to one the MCP server's metadata points at.
+    if cfg.client_secret.is_some() && cfg.token_url.is_none() && cfg.issuer.is_none() {
+        return failed(
+            400,
+            &format!(
+                "MCP server '{}' has a client_secret but neither token_url nor issuer: the gateway sends a client \
+                 secret only to a token endpoint the tenant configured, never to one the MCP server names. Set \
+                 token_url or issuer.",
+                cred.server
+            ),
+        );
+    }
     let allow_insecure = crate::shell::env::parse_options(&ctx.env).allow_insecure_urls;
-    let found = match discover(&cred.mcp_url, |u| is_fetchable(u, allow_insecure)).await {
+    let found = match discover(&cred.mcp_url, cfg.issuer.as_deref(), |u| is_fetchable(u, allow_insecure)).await {
         Ok(d) => d,
         Err(why) => return Reply::Unavailable { reason: format!("discovery failed: {why}") },
     };
@@ -334,6 +382,7 @@ async fn connect(ctx: Ctx, key: &MasterKey, cred: CredentialRef, redirect_uri: &
             scope,
             resource: Some(resource),
             issuer: Some(found.server.issuer.clone()),
+            iss_required: found.server.iss_parameter_supported,
             expires_at_ms,
         },
     );
@@ -345,7 +394,7 @@ async fn connect(ctx: Ctx, key: &MasterKey, cred: CredentialRef, redirect_uri: &
 }
 
 /// Completes the connect flow: checks `state`, exchanges the code, stores the tokens.
-async fn finish(ctx: Ctx, state: String, code: Option<String>, error: Option<String>) -> Reply {
+async fn finish(ctx: Ctx, state: String, code: Option<String>, error: Option<String>, iss: Option<String>) -> Reply {
     let Ok(key) = crate::shell::env::master_key(&ctx.env) else { return failed(500, "MASTER_KEY is not usable") };
     let mut st = load(&ctx.storage, &ctx.cache).await;
     let pending = match st.take_pending(&state, now_ms()) {
@@ -353,6 +402,18 @@ async fn finish(ctx: Ctx, state: String, code: Option<String>, error: Option<Str
         Err(why) => return failed(400, why),
     };
     save(&ctx.storage, &ctx.cache, &st).await;
+    // RFC 9207, before anything else: a response from another issuer (a
+    // mix-up) must not have its code sent anywhere. The link is spent.
+    if let Err(why) = check_response_iss(iss.as_deref(), pending.issuer.as_deref(), pending.iss_required) {
+        log("authorization_issuer_mismatch", &pending.tenant, &pending.server, "");
+        return failed(
+            400,
+            &format!(
+                "Refused the authorization response for MCP server '{}': {why}. Create a new authorization link.",
+                pending.server
+            ),
+        );
+    }
     let s =
         Sealer { key: &key, tenant: &pending.tenant, server: &pending.server, credential_id: &pending.credential_id };
     let code = match (code, error) {
