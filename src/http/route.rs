@@ -5,14 +5,8 @@ use crate::http::error::{GatewayError, Shape};
 use crate::provider::Provider;
 use crate::tenant::is_valid_name;
 
-/// Which body rewrite a provider route needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rewrite {
-    /// OpenAI `POST /v1/responses`: `tools[type=mcp]`.
-    Responses,
-    /// Anthropic `POST /v1/messages` and `/v1/messages/count_tokens`: `mcp_servers[]`.
-    Messages,
-}
+/// Which body rewrite a provider route needs (per provider: [`crate::provider::table`]).
+pub use crate::provider::table::Rewrite;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminRoute {
@@ -68,8 +62,9 @@ pub enum Route {
         route: AdminRoute,
         method: Method,
     },
-    /// Anything under `/openai/v1/` or `/anthropic/v1/`. `upstream_path`
-    /// starts with `/v1/`; the query string is appended by the shell.
+    /// Anything under a provider's prefix and roots (`/openai/v1/`,
+    /// `/gemini/v1beta/`, ...). `upstream_path` is the path after the prefix;
+    /// the query string is appended by the shell.
     Provider {
         provider: Provider,
         upstream_path: String,
@@ -88,8 +83,8 @@ pub enum Route {
 /// The error shape of a path, for errors raised before or during routing.
 #[must_use]
 pub fn shape_of(path: &str) -> Shape {
-    if path == "/anthropic" || path.starts_with("/anthropic/") {
-        Shape::Anthropic
+    if let Some((provider, _)) = Provider::of_path(path) {
+        Shape::from(provider)
     } else if path.starts_with("/mcp/") {
         Shape::JsonRpc
     } else {
@@ -120,24 +115,9 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
         };
     }
-    for provider in [Provider::OpenAi, Provider::Anthropic] {
-        let prefix = match provider {
-            Provider::OpenAi => "/openai",
-            Provider::Anthropic => "/anthropic",
-        };
-        if let Some(rest) = path.strip_prefix(prefix) {
-            if !rest.starts_with("/v1/") || rest.len() == "/v1/".len() {
-                return Err(GatewayError::not_found());
-            }
-            let rewrite = match (provider, m, rest) {
-                (Provider::OpenAi, Method::Post, "/v1/responses") => Some(Rewrite::Responses),
-                (Provider::Anthropic, Method::Post, "/v1/messages" | "/v1/messages/count_tokens") => {
-                    Some(Rewrite::Messages)
-                }
-                _ => None,
-            };
-            return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
-        }
+    if let Some((provider, rest)) = Provider::of_path(path) {
+        let rewrite = provider.spec().route(m == Method::Post, rest).ok_or_else(GatewayError::not_found)?;
+        return Ok(Route::Provider { provider, upstream_path: rest.to_string(), rewrite });
     }
     if path == "/oauth/callback" {
         return match m {
@@ -297,6 +277,32 @@ mod tests {
             classify("POST", "/openai/v1/chat/completions").unwrap(),
             Route::Provider { rewrite: None, .. }
         ));
+    }
+
+    #[test]
+    fn table_providers_route_and_shape() {
+        assert_eq!(
+            classify("POST", "/azure/openai/responses").unwrap(),
+            Route::Provider {
+                provider: Provider::AzureOpenAi,
+                upstream_path: "/openai/responses".into(),
+                rewrite: Some(Rewrite::Responses)
+            }
+        );
+        assert!(matches!(
+            classify("POST", "/gemini/v1beta/interactions").unwrap(),
+            Route::Provider { provider: Provider::Gemini, rewrite: Some(Rewrite::Interactions), .. }
+        ));
+        assert!(matches!(
+            classify("POST", "/groq/openai/v1/responses").unwrap(),
+            Route::Provider { provider: Provider::Groq, rewrite: Some(Rewrite::Responses), .. }
+        ));
+        for p in ["/xai/v2/x", "/groq/v1/responses", "/gemini/v2/x", "/azure/v1/responses", "/xai/v1/../admin"] {
+            assert_eq!(status("POST", p), 404, "{p}");
+        }
+        assert_eq!(shape_of("/gemini/v1beta/interactions"), Shape::Google);
+        assert_eq!(shape_of("/azure/openai/v1/responses"), Shape::OpenAi);
+        assert_eq!(shape_of("/anthropic/v1/messages"), Shape::Anthropic);
     }
 
     #[test]

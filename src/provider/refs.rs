@@ -8,17 +8,19 @@
 use crate::http::route::Rewrite;
 use crate::provider::json::{self, as_str, kind, Kind, Members};
 
-/// Labels named by `tools[type=mcp].server_label` (Responses) or
-/// `mcp_servers[].name` (Messages), in request order. Empty for bodies that
+/// Labels named by `tools[type=mcp].server_label` (Responses),
+/// `mcp_servers[].name` (Messages) or `tools[type=mcp_server].name`
+/// (Interactions), in request order. Empty for bodies that
 /// do not parse.
 #[must_use]
 pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
     let Ok(top) = json::strict_object(body) else {
         return Vec::new();
     };
-    let (array, label) = match rewrite {
-        Rewrite::Responses => ("tools", "server_label"),
-        Rewrite::Messages => ("mcp_servers", "name"),
+    let (array, label, tool_type) = match rewrite {
+        Rewrite::Responses => ("tools", "server_label", Some("mcp")),
+        Rewrite::Messages => ("mcp_servers", "name", None),
+        Rewrite::Interactions => ("tools", "name", Some(crate::provider::gemini::MCP_SERVER)),
     };
     let Some(items) = top.get_raw_non_null(array).and_then(|raw| json::parse_array(raw).ok()) else {
         return Vec::new();
@@ -29,7 +31,7 @@ pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
             continue;
         }
         let Ok(entry) = Members::parse(item) else { continue };
-        if rewrite == Rewrite::Responses && entry.get_raw("type").and_then(as_str).as_deref() != Some("mcp") {
+        if tool_type.is_some_and(|t| entry.get_raw("type").and_then(as_str).as_deref() != Some(t)) {
             continue;
         }
         if let Some(name) = entry.get_raw(label).and_then(as_str) {
@@ -51,6 +53,13 @@ mod tests {
         assert!(referenced_servers(Rewrite::Responses, br#"{"tools":null}"#).is_empty());
         assert!(referenced_servers(Rewrite::Responses, b"not json").is_empty());
         assert!(referenced_servers(Rewrite::Responses, br#"{"tools":{}}"#).is_empty());
+    }
+
+    #[test]
+    fn gemini_labels() {
+        let body = br#"{"tools":[{"type":"mcp_server","name":"crm"},{"type":"google_search"},{"type":"mcp","server_label":"x"},
+            {"type":"mcp_server","name":"docs","url":"u"}]}"#;
+        assert_eq!(referenced_servers(Rewrite::Interactions, body), vec!["crm", "docs"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::http::error::GatewayError;
 use crate::http::headers::{client_response_headers, get, upstream_request_headers};
 use crate::http::log::RequestLog;
 use crate::http::route::{classify, shape_of, Rewrite, Route};
-use crate::provider::{anthropic, openai, Provider};
+use crate::provider::{anthropic, gemini, openai, Provider};
 use crate::stream::scrub::Scrubber;
 use crate::stream::sse::{error_event, Interruption, SseKind};
 use crate::stream::usage::{BodyKind, Usage, UsageMeter};
@@ -115,15 +115,7 @@ async fn dispatch(
         }
         Route::Provider { provider, upstream_path, rewrite } => {
             log.provider = Some(provider.name());
-            log.route = format!(
-                "{}.{}",
-                provider.name(),
-                match rewrite {
-                    Some(Rewrite::Responses) => "responses",
-                    Some(Rewrite::Messages) => "messages",
-                    None => "passthrough",
-                }
-            );
+            log.route = format!("{}.{}", provider.name(), rewrite.map_or("passthrough", Rewrite::name));
             proxy(req, env, ctx, provider, &upstream_path, rewrite, log, started).await
         }
         Route::OAuthCallback => {
@@ -135,13 +127,6 @@ async fn dispatch(
             log.tenant = Some(tenant.clone());
             super::relay::handle(req, env, ctx, &tenant, &server, method, log).await.map(Handled::Plain)
         }
-    }
-}
-
-fn provider_label(p: Provider) -> &'static str {
-    match p {
-        Provider::OpenAi => "the OpenAI API",
-        Provider::Anthropic => "the Anthropic API",
     }
 }
 
@@ -157,7 +142,7 @@ async fn proxy(
     started: f64,
 ) -> Result<Handled, GatewayError> {
     let client_headers = header_pairs(req.headers());
-    let key = auth::gateway_key(&client_headers)?;
+    let key = auth::gateway_key_or(&client_headers, provider.spec().client_key_header)?;
     let digest = sha256_hex(key.expose().as_bytes());
     let store = kv::store(env)?;
     let record: GatewayKeyRecord =
@@ -180,26 +165,16 @@ async fn proxy(
     log.bytes_in = declared.unwrap_or(0);
 
     let master = env::master_key(env)?;
-    let mut tenant = storage::open_tenant(
-        &master,
-        &record.tenant_id,
-        &record.tenant,
-        provider == Provider::OpenAi,
-        provider == Provider::Anthropic,
-        rewrite.is_some(),
-    )
-    .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
+    let mut tenant = storage::open_tenant_for(&master, &record.tenant_id, &record.tenant, provider, rewrite.is_some())
+        .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
     // Relay-mode servers: the provider gets the relay URL and a capability token
     // (the relay resolves their credentials, OAuth included, when it is used).
     let mut relayed = match rewrite {
         Some(_) => super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &tenant.mcp, &master)?,
         None => None,
     };
-    let provider_key = match provider {
-        Provider::OpenAi => tenant.openai_key.as_ref(),
-        Provider::Anthropic => tenant.anthropic_key.as_ref(),
-    }
-    .ok_or(GatewayError::NoProviderKey(provider))?;
+    let provider_key = tenant.provider_key(provider).cloned().ok_or(GatewayError::NoProviderKey(provider))?;
+    let base_url = tenant.provider_endpoint(provider).map_or_else(|| env::base_url(env, provider), str::to_string);
 
     let mut beta = None;
     let mut injected = Vec::new();
@@ -215,13 +190,18 @@ async fn proxy(
             let mcp = &*mcp;
             let rewritten = match kind {
                 Rewrite::Responses => {
-                    let r = openai::rewrite_responses(&bytes, mcp)?;
+                    let r = openai::rewrite_responses_for(&bytes, mcp, provider.spec())?;
                     injected = r.injected;
                     r.body
                 }
                 Rewrite::Messages => {
                     let r = anthropic::rewrite_messages(&bytes, get(&client_headers, "anthropic-beta"), mcp)?;
                     beta = r.beta;
+                    injected = r.injected;
+                    r.body
+                }
+                Rewrite::Interactions => {
+                    let r = gemini::rewrite_interactions(&bytes, mcp)?;
                     injected = r.injected;
                     r.body
                 }
@@ -250,9 +230,9 @@ async fn proxy(
 
     let raw_url = req.inner().url();
     let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
-    let url = format!("{}{upstream_path}{query}", env::base_url(env, provider));
-    let headers = upstream_request_headers(&client_headers, provider, provider_key, beta.as_deref());
-    let what = provider_label(provider);
+    let url = format!("{base_url}{upstream_path}{query}");
+    let headers = upstream_request_headers(&client_headers, provider, &provider_key, beta.as_deref());
+    let what = provider.spec().label;
     let upstream = upstream::send(Outbound {
         method: req.method().as_ref(),
         url: &url,
@@ -280,7 +260,8 @@ async fn proxy(
         .collect();
     let scrubber = Scrubber::new(secrets);
     let (_, body) = upstream.into_parts();
-    let metered = (200..300).contains(&status) && is_metered(provider, req.method(), upstream_path);
+    let metered =
+        (200..300).contains(&status) && provider.spec().is_metered(req.method() == worker::Method::Post, upstream_path);
     let tenant_id = record.tenant_id.clone();
 
     if sse.is_none() && scrubber.is_none() && !metered {
@@ -290,10 +271,7 @@ async fn proxy(
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
     // Unwatched by SSE framing (scrub or meter only): the kind is unused but must be valid.
-    let kind = sse.unwrap_or(match provider {
-        Provider::Anthropic => SseKind::Anthropic,
-        Provider::OpenAi => SseKind::OpenAiData,
-    });
+    let kind = sse.unwrap_or(SseKind::OpenAiData);
     let body_kind = if sse.is_some() { BodyKind::Sse } else { BodyKind::Json };
     let usage_meter: Option<SharedMeter> = metered.then(|| Rc::new(RefCell::new(Some(UsageMeter::new(body_kind)))));
     let meter_for_done = usage_meter.clone();
@@ -339,13 +317,4 @@ async fn proxy(
         }),
     };
     Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some((opts, ctx)))))
-}
-
-/// Answers whose usage the provider reports in the body.
-fn is_metered(provider: Provider, method: worker::Method, path: &str) -> bool {
-    method == worker::Method::Post
-        && match provider {
-            Provider::OpenAi => path == "/v1/responses" || path == "/v1/chat/completions",
-            Provider::Anthropic => path == "/v1/messages",
-        }
 }
