@@ -255,30 +255,34 @@ test('gemini: errors in Google\'s shape, from the gateway and parsed by the SDK'
 });
 
 test('usage of the new providers is metered (tokens and MCP calls per server)', async () => {
-  const before = (await gw.admin('GET', '/admin/tenants/multi/usage')).json.total;
+  // A tenant of its own: nothing else is counted for it.
+  await gw.putTenant('meter', {
+    providers: { xai: { api_key: K.xai }, gemini: { api_key: K.gemini } },
+    mcp_servers: { crm: { url: stack.servers.crm.url, auth: { type: 'bearer', token: T }, require_approval: 'never' } },
+  });
+  const mk = (await gw.createKey('meter')).key;
   stack.reset();
-  await gemini().interactions.create({ model: 'm', input: 'call whoami', tools: [{ type: 'mcp_server', name: 'crm' }] });
-  const s = await gemini().interactions.create({ model: 'm', input: 'call whoami', stream: true, tools: [{ type: 'mcp_server', name: 'crm' }] });
+  await gemini(mk).interactions.create({ model: 'm', input: 'call whoami', tools: [{ type: 'mcp_server', name: 'crm' }] });
+  const s = await gemini(mk).interactions.create({ model: 'm', input: 'call whoami', stream: true, tools: [{ type: 'mcp_server', name: 'crm' }] });
   for await (const _ of s) { /* drain */ }
-  await oai('/xai/v1').responses.create({ model: 'm', input: 'call whoami', tools: [mcp('crm')] });
+  await oai('/xai/v1', mk).responses.create({ model: 'm', input: 'call whoami', tools: [mcp('crm')] });
   const reported = stack.providers.all().map((r) => r.reported).filter(Boolean);
   assert.equal(reported.length, 3);
   const want = {
-    requests: before.requests + 3,
-    input_tokens: before.input_tokens + reported.reduce((a, r) => a + r.input_tokens, 0),
-    output_tokens: before.output_tokens + reported.reduce((a, r) => a + r.output_tokens, 0),
-    crm: (before.mcp_calls.crm ?? 0) + 3,
+    requests: 3,
+    input_tokens: reported.reduce((a, r) => a + r.input_tokens, 0),
+    output_tokens: reported.reduce((a, r) => a + r.output_tokens, 0),
+    mcp_calls: { crm: 3 },
   };
   let got;
   const deadline = Date.now() + 8000;
   do {
     await sleep(150);
-    got = (await gw.admin('GET', '/admin/tenants/multi/usage')).json.total;
+    got = (await gw.admin('GET', '/admin/tenants/meter/usage')).json.total;
   } while (got.requests < want.requests && Date.now() < deadline);
-  assert.deepEqual(
-    { requests: got.requests, input_tokens: got.input_tokens, output_tokens: got.output_tokens, crm: got.mcp_calls.crm },
-    want,
-  );
+  await sleep(300);
+  got = (await gw.admin('GET', '/admin/tenants/meter/usage')).json.total;
+  assert.deepEqual(got, want);
 });
 
 test('admin: the new provider keys are stored sealed and shown redacted; the Azure endpoint is validated', async () => {
