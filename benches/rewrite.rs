@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use mcpgate::crypto::Secret;
 use mcpgate::crypto::{sha256_hex, MasterKey};
+use mcpgate::provider::gemini::rewrite_interactions;
 use mcpgate::provider::json;
 use mcpgate::provider::openai::rewrite_responses;
 use mcpgate::provider::Provider;
@@ -78,6 +79,16 @@ fn make_body(size: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The same body as a Gemini Interactions request: `tools` in Gemini's
+/// `mcp_server` shape (same two managed servers), every other member as is.
+fn gemini_body(body: &[u8]) -> Vec<u8> {
+    let mut top = json::strict_object(body).expect("object");
+    let tools = r#"[{"type":"mcp_server","name":"crm","allowed_tools":[{"tools":["search","lookup","delete"]}]},{"type":"mcp_server","name":"files"},{"type":"function","name":"get_weather"}]"#;
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_str(tools).expect("tools");
+    top.set("tools", json::Val::json(&raw).expect("val"));
+    top.to_vec().expect("body")
+}
+
 fn bodies() -> Vec<(String, Vec<u8>)> {
     if let Ok(dir) = std::env::var("MCPGATE_BENCH_BODIES") {
         if !dir.is_empty() {
@@ -135,18 +146,21 @@ fn main() {
     });
 
     println!(
-        "{:<8} {:>10} {:>14} {:>14} {:>14} {:>14} {:>8}",
-        "body", "bytes", "Value MB/s", "check MB/s", "members MB/s", "rewrite MB/s", "ratio"
+        "{:<8} {:>10} {:>14} {:>14} {:>14} {:>14} {:>8} {:>14}",
+        "body", "bytes", "Value MB/s", "check MB/s", "members MB/s", "rewrite MB/s", "ratio", "gemini MB/s"
     );
     for (label, body) in bodies() {
         let out = rewrite_responses(&body, &policy).expect("rewrite");
         assert!(out.body.is_some() && out.injected.len() == 2, "{label}: expected two injections");
+        let gem = gemini_body(&body);
+        let out = rewrite_interactions(&gem, &policy).expect("gemini rewrite");
+        assert!(out.body.is_some() && out.injected.len() == 2, "{label}: expected two Gemini injections");
         // Calibrate iterations to the time budget with one timed call.
         let t = Instant::now();
         black_box(rewrite_responses(black_box(&body), &policy).expect("rewrite"));
         let iters = ((budget.as_secs_f64() / t.elapsed().as_secs_f64().max(1e-7)) as usize).clamp(1, 100_000);
         let mbps = |s: f64| body.len() as f64 / s / 1e6;
-        let (mut v, mut c, mut m, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut v, mut c, mut m, mut r, mut g) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // Interleave the four measurements, `runs` times each.
         for _ in 0..runs {
             v.push(time(1, iters, || {
@@ -159,24 +173,28 @@ fn main() {
             r.push(time(1, iters, || {
                 black_box(rewrite_responses(black_box(&body), &policy).expect("rewrite"));
             }));
+            g.push(time(1, iters, || {
+                black_box(rewrite_interactions(black_box(&gem), &policy).expect("gemini rewrite"));
+            }));
         }
         let med = |mut xs: Vec<f64>| {
             xs.sort_by(f64::total_cmp);
             xs[xs.len() / 2]
         };
-        let (v, c, m, r) = (med(v), med(c), med(m), med(r));
+        let (v, c, m, r, g) = (med(v), med(c), med(m), med(r), med(g));
         println!(
-            "{label:<8} {:>10} {:>14.0} {:>14.0} {:>14.0} {:>14.0} {:>7.2}x",
+            "{label:<8} {:>10} {:>14.0} {:>14.0} {:>14.0} {:>14.0} {:>7.2}x {:>14.0}",
             body.len(),
             mbps(v),
             mbps(c),
             mbps(m),
             mbps(r),
-            v / r
+            v / r,
+            gem.len() as f64 / g / 1e6
         );
         println!(
-            "BENCH_JSON {{\"size_label\":\"{label}\",\"bytes\":{},\"iters\":{iters},\"runs\":{runs},\"serde_value_mbps\":{:.3},\"check_strict_mbps\":{:.3},\"strict_object_mbps\":{:.3},\"rewrite_mbps\":{:.3},\"rewrite_vs_serde_value\":{:.4},\"rewrite_us\":{:.3},\"open_tenant_us\":{:.3}}}",
-            body.len(), mbps(v), mbps(c), mbps(m), mbps(r), v / r, r * 1e6, open_s * 1e6
+            "BENCH_JSON {{\"size_label\":\"{label}\",\"bytes\":{},\"iters\":{iters},\"runs\":{runs},\"serde_value_mbps\":{:.3},\"check_strict_mbps\":{:.3},\"strict_object_mbps\":{:.3},\"rewrite_mbps\":{:.3},\"rewrite_vs_serde_value\":{:.4},\"rewrite_us\":{:.3},\"open_tenant_us\":{:.3},\"gemini_rewrite_mbps\":{:.3},\"gemini_rewrite_us\":{:.3}}}",
+            body.len(), mbps(v), mbps(c), mbps(m), mbps(r), v / r, r * 1e6, open_s * 1e6, gem.len() as f64 / g / 1e6, g * 1e6
         );
     }
     println!("open_tenant + sha256 per request: {:.1} µs", open_s * 1e6);

@@ -24,6 +24,28 @@ pub fn bearer(value: &str) -> Option<&str> {
 /// # Errors
 /// 401 when absent, empty, or when the two headers carry different keys.
 pub fn gateway_key(headers: &[(String, String)]) -> Result<Secret, GatewayError> {
+    gateway_key_or(headers, None)
+}
+
+/// Like [`gateway_key`], also reading the provider's own key header
+/// (`api-key` on Azure routes, `x-goog-api-key` on Gemini routes), which its
+/// SDK sends the key in. Every header that is present must carry the same key.
+///
+/// # Errors
+/// 401 when absent, empty, or when two headers carry different keys.
+pub fn gateway_key_or(headers: &[(String, String)], own: Option<&str>) -> Result<Secret, GatewayError> {
+    let from_own = own.and_then(|h| get(headers, h)).map(str::trim).filter(|k| !k.is_empty());
+    let key = match gateway_key_std(headers) {
+        Ok(k) => k,
+        Err(e) => return from_own.map(Secret::new).ok_or(e),
+    };
+    match from_own {
+        Some(o) if o != key.expose() => Err(unauthenticated("The request carries two different gateway keys.")),
+        _ => Ok(key),
+    }
+}
+
+fn gateway_key_std(headers: &[(String, String)]) -> Result<Secret, GatewayError> {
     let from_auth = get(headers, "authorization").map(bearer);
     let from_x = get(headers, "x-api-key").map(str::trim).filter(|k| !k.is_empty());
     match (from_auth, from_x) {
@@ -73,6 +95,27 @@ mod tests {
         assert_eq!(gateway_key(&h(&[("authorization", "  bearer   k1  ")])).unwrap().expose(), "k1");
         assert_eq!(gateway_key(&h(&[("x-api-key", "k2")])).unwrap().expose(), "k2");
         assert_eq!(gateway_key(&h(&[("authorization", "Bearer k"), ("x-api-key", "k")])).unwrap().expose(), "k");
+    }
+
+    #[test]
+    fn provider_own_header() {
+        let own = Some("x-goog-api-key");
+        assert_eq!(gateway_key_or(&h(&[("x-goog-api-key", "k")]), own).unwrap().expose(), "k");
+        assert_eq!(gateway_key_or(&h(&[("x-goog-api-key", "k"), ("x-api-key", "k")]), own).unwrap().expose(), "k");
+        assert_eq!(
+            gateway_key_or(&h(&[("x-goog-api-key", "k"), ("x-api-key", "j")]), own).unwrap_err().wire().status,
+            401
+        );
+        assert_eq!(
+            gateway_key_or(&h(&[("authorization", "Bearer j"), ("api-key", "k")]), Some("api-key"))
+                .unwrap_err()
+                .wire()
+                .status,
+            401
+        );
+        // Only on the provider's own routes.
+        assert_eq!(gateway_key_or(&h(&[("api-key", "k")]), None).unwrap_err().wire().status, 401);
+        assert_eq!(gateway_key_or(&h(&[("api-key", "  ")]), Some("api-key")).unwrap_err().wire().status, 401);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::provider::table::Family;
 use crate::provider::Provider;
 
 /// One variant per row of the contract's error table (plus later rows for
@@ -57,6 +58,8 @@ pub struct Wire {
     pub openai_type: &'static str,
     pub openai_code: Option<&'static str>,
     pub anthropic_type: &'static str,
+    /// Google's canonical status name (`error.status` in the Google shape).
+    pub google_status: &'static str,
     /// `Some(false)` → `x-should-retry: false`.
     pub should_retry: Option<bool>,
 }
@@ -68,13 +71,16 @@ pub enum Shape {
     Anthropic,
     /// The MCP relay: a JSON-RPC error response with `id: null`.
     JsonRpc,
+    /// Google APIs (Gemini): `{"error":{"code","message","status"}}`.
+    Google,
 }
 
 impl From<Provider> for Shape {
     fn from(p: Provider) -> Self {
-        match p {
-            Provider::OpenAi => Self::OpenAi,
-            Provider::Anthropic => Self::Anthropic,
+        match p.spec().family {
+            Family::OpenAi => Self::OpenAi,
+            Family::Anthropic => Self::Anthropic,
+            Family::Google => Self::Google,
         }
     }
 }
@@ -132,7 +138,18 @@ impl GatewayError {
             Self::McpOAuthUnavailable { .. } => (502, "api_error", None, "api_error", None),
             Self::Internal { .. } => (500, "api_error", None, "api_error", None),
         };
-        Wire { status, openai_type, openai_code, anthropic_type, should_retry }
+        let google_status = match status {
+            400 | 405 | 413 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            424 => "FAILED_PRECONDITION",
+            429 => "RESOURCE_EXHAUSTED",
+            502 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            _ => "INTERNAL",
+        };
+        Wire { status, openai_type, openai_code, anthropic_type, google_status, should_retry }
     }
 
     /// A low-cardinality name for logs and metrics.
@@ -172,7 +189,9 @@ impl GatewayError {
             Self::PayloadTooLarge { limit } => {
                 format!("Request body is larger than the gateway's limit of {limit} bytes.")
             }
-            Self::NoProviderKey(p) => format!("This tenant has no API key configured for provider '{}'.", p.name()),
+            Self::NoProviderKey(p) => {
+                format!("This tenant has no API key configured for provider '{}'.", p.spec().config_key)
+            }
             Self::MethodNotAllowed { allowed } => {
                 format!("Method not allowed on this route; allowed: {allowed}.")
             }
@@ -235,6 +254,9 @@ impl GatewayError {
                 r#type: "error",
                 error: AnthropicError { r#type: wire.anthropic_type, message: &message },
             }),
+            Shape::Google => serde_json::to_vec(&serde_json::json!({
+                "error": {"code": wire.status, "message": message, "status": wire.google_status},
+            })),
             Shape::JsonRpc => serde_json::to_vec(&serde_json::json!({
                 "jsonrpc": "2.0",
                 "id": null,
@@ -373,6 +395,22 @@ mod tests {
             serde_json::from_slice(&GatewayError::PayloadTooLarge { limit: 5 }.body(Shape::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "request_too_large");
+    }
+
+    #[test]
+    fn google_shape() {
+        let v: Value =
+            serde_json::from_slice(&GatewayError::bad_param("tools[0].url", "no").body(Shape::Google)).unwrap();
+        assert_eq!(v, serde_json::json!({"error": {"code": 400, "message": "no", "status": "INVALID_ARGUMENT"}}));
+        let v: Value =
+            serde_json::from_slice(&GatewayError::Unauthenticated { message: "m".into() }.body(Shape::Google)).unwrap();
+        assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(401), Some("UNAUTHENTICATED")));
+        assert_eq!(Shape::from(Provider::Gemini), Shape::Google);
+        assert_eq!(Shape::from(Provider::AzureOpenAi), Shape::OpenAi);
+        assert_eq!(Shape::from(Provider::Xai), Shape::OpenAi);
+        for e in all() {
+            assert!(!e.wire().google_status.is_empty());
+        }
     }
 
     #[test]

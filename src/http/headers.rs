@@ -4,6 +4,7 @@
 //! Invariant: the gateway key never leaves, in either header the SDKs use.
 
 use crate::crypto::Secret;
+use crate::provider::table::ALL_KEY_HEADERS;
 use crate::provider::Provider;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
@@ -22,12 +23,11 @@ const HOP_BY_HOP: [&str; 11] = [
     "content-length",
 ];
 
-/// Owned by the gateway on the way up: the credentials, the encodings (the
-/// runtime negotiates response compression itself; request bodies go up
-/// decoded), the gateway's own `mcpgate-*` headers, and the headers that
-/// pick which of the provider account's organizations or projects pays.
-const GATEWAY_OWNED_UP: [&str; 6] =
-    ["authorization", "x-api-key", "accept-encoding", "content-encoding", "openai-organization", "openai-project"];
+/// Owned by the gateway on the way up: the encodings (the runtime negotiates
+/// response compression itself; request bodies go up decoded) and the headers
+/// that pick which of the provider account's organizations or projects pays.
+/// Every provider's key header is the gateway's too (`ALL_KEY_HEADERS`).
+const GATEWAY_OWNED_UP: [&str; 4] = ["accept-encoding", "content-encoding", "openai-organization", "openai-project"];
 
 /// Headers that describe the client's network path: the provider has no use
 /// for them, and a proxy must not pass on what a client claims about it.
@@ -36,6 +36,7 @@ const CLIENT_PATH: [&str; 4] = ["forwarded", "x-real-ip", "true-client-ip", "via
 fn dropped_up(name: &str) -> bool {
     HOP_BY_HOP.contains(&name)
         || GATEWAY_OWNED_UP.contains(&name)
+        || ALL_KEY_HEADERS.contains(&name)
         || CLIENT_PATH.contains(&name)
         || name.starts_with("cf-")
         || name.starts_with("x-forwarded-")
@@ -43,8 +44,8 @@ fn dropped_up(name: &str) -> bool {
 }
 
 /// Builds the upstream request headers: client headers minus hop-by-hop,
-/// `cf-*` and both credential headers, plus the tenant's provider key in
-/// the header that provider expects. `beta` replaces `anthropic-beta` when set.
+/// `cf-*` and every provider's key header, plus the tenant's provider key in
+/// the header that provider expects (its [`crate::provider::table::Spec`]). `beta` replaces `anthropic-beta` when set.
 #[must_use]
 pub fn upstream_request_headers(
     client: &[(String, String)],
@@ -58,10 +59,8 @@ pub fn upstream_request_headers(
         .filter(|(n, _)| beta.is_none() || n != "anthropic-beta")
         .cloned()
         .collect();
-    match provider {
-        Provider::OpenAi => out.push(("authorization".into(), format!("Bearer {}", key.expose()))),
-        Provider::Anthropic => out.push(("x-api-key".into(), key.expose().to_string())),
-    }
+    let header = provider.spec().key_header;
+    out.push((header.name().into(), header.value(key.expose())));
     if let Some(b) = beta {
         out.push(("anthropic-beta".into(), b.to_string()));
     }
@@ -143,6 +142,28 @@ mod tests {
         let up = upstream_request_headers(&client, Provider::OpenAi, &Secret::new("sk-oai"), None);
         assert_eq!(get(&up, "authorization"), Some("Bearer sk-oai"));
         assert_eq!(get(&up, "x-api-key"), None);
+    }
+
+    #[test]
+    fn each_provider_gets_its_key_header_and_no_client_key() {
+        let client = h(&[
+            ("authorization", "Bearer mgk_g"),
+            ("api-key", "mgk_g"),
+            ("x-goog-api-key", "mgk_g"),
+            ("x-api-key", "mgk_g"),
+            ("content-type", "application/json"),
+        ]);
+        for (p, name, value) in [
+            (Provider::Xai, "authorization", "Bearer sk-x"),
+            (Provider::Groq, "authorization", "Bearer sk-x"),
+            (Provider::AzureOpenAi, "api-key", "sk-x"),
+            (Provider::Gemini, "x-goog-api-key", "sk-x"),
+        ] {
+            let up = upstream_request_headers(&client, p, &Secret::new("sk-x"), None);
+            assert!(up.iter().all(|(_, v)| !v.contains("mgk_g")), "{p:?}");
+            assert_eq!(get(&up, name), Some(value), "{p:?}");
+            assert_eq!(up.len(), 2, "{p:?}: {up:?}");
+        }
     }
 
     #[test]

@@ -128,8 +128,9 @@ pub enum RelayMethod {
 pub enum Route {
     Health,
     Admin(AdminOp),
-    /// Anything under `/openai/v1/` or `/anthropic/v1/`. `upstream_path` is
-    /// canonical and starts with `/v1/`; the query string is appended by the shell.
+    /// Anything under a provider's prefix and one of its roots (`/openai/v1/`,
+    /// `/groq/openai/v1/`, …; see `provider::table`). `upstream_path` is the
+    /// canonical path after the prefix; the query string is appended by the shell.
     Provider {
         provider: Provider,
         method: Method,
@@ -149,8 +150,8 @@ pub enum Route {
 /// The error shape of a path, for errors raised before or during routing.
 #[must_use]
 pub fn shape_of(path: &str) -> Shape {
-    if path == "/anthropic" || path.starts_with("/anthropic/") {
-        Shape::Anthropic
+    if let Some((provider, _)) = Provider::of_path(path) {
+        Shape::from(provider)
     } else if path.starts_with("/mcp/") {
         Shape::JsonRpc
     } else {
@@ -171,18 +172,12 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
         };
     }
-    for provider in [Provider::OpenAi, Provider::Anthropic] {
-        let prefix = match provider {
-            Provider::OpenAi => "/openai",
-            Provider::Anthropic => "/anthropic",
-        };
-        if let Some(rest) = path.strip_prefix(prefix) {
-            if !rest.starts_with("/v1/") {
-                return Err(GatewayError::not_found());
-            }
-            let treatment = treatment(provider, m, rest);
-            return Ok(Route::Provider { provider, method: m, upstream_path: rest.to_string(), treatment });
+    if let Some((provider, rest)) = Provider::of_path(&path) {
+        if !provider.spec().roots.iter().any(|root| rest.len() > root.len() && rest.starts_with(root)) {
+            return Err(GatewayError::not_found());
         }
+        let treatment = treatment(provider, m, rest);
+        return Ok(Route::Provider { provider, method: m, upstream_path: rest.to_string(), treatment });
     }
     if path == "/oauth/callback" {
         return match m {
@@ -330,6 +325,23 @@ mod tests {
         assert_eq!(provider("POST", "/anthropic/v1/messages/count_tokens").1, Treatment::Rewrite(Rewrite::Messages));
         assert_eq!(provider("GET", "/anthropic/v1/messages").1, Treatment::Pass);
         assert_eq!(provider("POST", "/openai/v1/chat/completions").1, Treatment::Pass);
+    }
+
+    #[test]
+    fn table_providers_route_and_shape() {
+        assert_eq!(
+            provider("POST", "/azure/openai/responses"),
+            ("/openai/responses".into(), Treatment::Rewrite(Rewrite::Responses))
+        );
+        assert_eq!(provider("POST", "/gemini/v1beta/interactions").1, Treatment::Rewrite(Rewrite::Interactions));
+        assert_eq!(provider("POST", "/groq/openai/v1/responses").1, Treatment::Rewrite(Rewrite::Responses));
+        assert_eq!(provider("POST", "/xai/v1/respons%65s").1, Treatment::Rewrite(Rewrite::Responses));
+        for p in ["/xai/v2/x", "/groq/v1/responses", "/gemini/v2/x", "/azure/v1/responses", "/xai/v1/../admin"] {
+            assert_eq!(status("POST", p), 404, "{p}");
+        }
+        assert_eq!(shape_of("/gemini/v1beta/interactions"), Shape::Google);
+        assert_eq!(shape_of("/azure/openai/v1/responses"), Shape::OpenAi);
+        assert_eq!(shape_of("/anthropic/v1/messages"), Shape::Anthropic);
     }
 
     #[test]

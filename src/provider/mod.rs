@@ -1,55 +1,56 @@
-//! The closed set of upstream providers and what differs between them.
+//! The closed set of upstream providers; what differs between them is in
+//! [`table`], one row per provider.
 
 pub mod anthropic;
 pub mod batches;
+pub mod gemini;
 pub mod json;
 pub mod multipart;
 pub mod openai;
 pub mod refs;
 pub mod routes;
+pub mod table;
 
 /// An upstream LLM provider. Matches on it are exhaustive by design: a new
-/// provider must decide every per-provider behaviour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// provider must decide every per-provider behaviour (its [`table::Spec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Provider {
     OpenAi,
     Anthropic,
+    Xai,
+    Groq,
+    AzureOpenAi,
+    Gemini,
 }
 
 impl Provider {
-    /// Name used in routes (`/openai/v1/...`), config and logs.
+    /// Name used in routes (`/openai/v1/...`) and logs.
     #[must_use]
     pub const fn name(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-        }
+        self.spec().name
     }
 
     /// How error messages name the upstream ("Could not reach the OpenAI API.").
     #[must_use]
     pub const fn label(self) -> &'static str {
-        match self {
-            Self::OpenAi => "the OpenAI API",
-            Self::Anthropic => "the Anthropic API",
+        self.spec().label
+    }
+
+    /// The worker var holding this provider's base URL (`None`: per tenant).
+    #[must_use]
+    pub const fn base_url_var(self) -> Option<&'static str> {
+        match self.spec().base {
+            table::Base::Var { var, .. } => Some(var),
+            table::Base::TenantEndpoint => None,
         }
     }
 
-    /// The worker var holding this provider's base URL.
+    /// Base URL when the var is unset (`None`: per tenant).
     #[must_use]
-    pub const fn base_url_var(self) -> &'static str {
-        match self {
-            Self::OpenAi => "OPENAI_BASE_URL",
-            Self::Anthropic => "ANTHROPIC_BASE_URL",
-        }
-    }
-
-    /// Base URL when the var is unset.
-    #[must_use]
-    pub const fn default_base_url(self) -> &'static str {
-        match self {
-            Self::OpenAi => "https://api.openai.com",
-            Self::Anthropic => "https://api.anthropic.com",
+    pub const fn default_base_url(self) -> Option<&'static str> {
+        match self.spec().base {
+            table::Base::Var { default, .. } => Some(default),
+            table::Base::TenantEndpoint => None,
         }
     }
 }

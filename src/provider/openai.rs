@@ -18,6 +18,8 @@ use serde_json::value::RawValue;
 use crate::crypto::Secret;
 use crate::http::error::GatewayError;
 use crate::provider::json::{self, as_bool, as_str, as_str_array, kind, Kind, Members, Val};
+use crate::provider::table::Spec;
+use crate::provider::Provider;
 use crate::tenant::{is_valid_name, Approval, McpAuth, McpPolicy, McpServer};
 
 /// Members of an `mcp` tool the gateway owns for a managed server.
@@ -39,6 +41,18 @@ pub struct Rewritten {
 /// `mcp` entry, an unknown label (unless unmanaged servers are allowed), a label
 /// used twice, or a client-sent field the gateway owns.
 pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, GatewayError> {
+    rewrite_responses_for(body, policy, Provider::OpenAi.spec())
+}
+
+/// Rewrites a Responses API body for a provider modelled on `OpenAI`'s
+/// (xAI, Groq, Azure `OpenAI`), within what its `spec` says it supports: where
+/// `require_approval` does not exist, a server whose tenant policy needs
+/// approval is refused, never silently run unapproved.
+///
+/// # Errors
+/// As [`rewrite_responses`], and 400 naming the server for a policy the
+/// provider cannot carry, or an option the provider does not take.
+pub fn rewrite_responses_for(body: &[u8], policy: &McpPolicy, spec: &Spec) -> Result<Rewritten, GatewayError> {
     let mut top = json::strict_object(body)?;
     let Some(tools) = top.get_raw_non_null("tools") else {
         return Ok(Rewritten { body: None, injected: Vec::new() });
@@ -72,7 +86,7 @@ pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, G
                         format!("MCP server '{label}' appears in more than one tools entry."),
                     ));
                 }
-                complete_mcp_tool(&mut entry, i, &label, server)?;
+                complete_mcp_tool(&mut entry, i, &label, server, spec)?;
                 out.push(entry.to_val()?);
                 injected.push(label.into_owned());
             }
@@ -90,7 +104,14 @@ pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, G
 /// Rejects client-owned fields, then fills in the server's URL, credentials,
 /// allowed tools and approval policy. Client members keep their order; new ones
 /// are appended.
-fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &McpServer) -> Result<(), GatewayError> {
+fn complete_mcp_tool(
+    entry: &mut Members<'_>,
+    i: usize,
+    label: &str,
+    server: &McpServer,
+    spec: &Spec,
+) -> Result<(), GatewayError> {
+    let opts = spec.responses;
     for field in OWNED_FIELDS {
         if entry.get_raw_non_null(field).is_some() {
             return Err(GatewayError::bad_param(
@@ -100,8 +121,21 @@ fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &Mc
         }
         entry.remove(field);
     }
-    let allowed = allowed_tools(entry.get_raw("allowed_tools"), server.allowed_tools.as_deref(), i, label)?;
-    let approval = require_approval(entry.get_raw("require_approval"), server.require_approval, i)?;
+    let client_allowed = entry.get_raw("allowed_tools").filter(|v| kind(v) != Kind::Null);
+    if !opts.filter_object && client_allowed.is_some_and(|v| kind(v) != Kind::Array) {
+        return Err(GatewayError::bad_param(
+            format!("tools[{i}].allowed_tools"),
+            format!("tools[{i}].allowed_tools must be an array of tool names for {}.", spec.label),
+        ));
+    }
+    // An empty list is refused for every provider (some read `[]` as "every tool").
+    let allowed = allowed_tools(client_allowed, server.allowed_tools.as_deref(), i, label)?;
+    let approval = if opts.approval {
+        Some(require_approval(entry.get_raw("require_approval"), server.require_approval, i)?)
+    } else {
+        no_approval(entry, i, label, server, spec)?;
+        None
+    };
     entry.push("server_url", Val::json(&server.url)?);
     match &server.auth {
         McpAuth::None => {}
@@ -118,8 +152,36 @@ fn complete_mcp_tool(entry: &mut Members<'_>, i: usize, label: &str, server: &Mc
             entry.remove("allowed_tools");
         }
     }
-    entry.set("require_approval", approval);
+    if let Some(approval) = approval {
+        entry.set("require_approval", approval);
+    }
     Ok(())
+}
+
+/// For a provider without `require_approval`: the tenant's policy must not
+/// need approval, and the client must not send the option.
+fn no_approval(
+    entry: &Members<'_>,
+    i: usize,
+    label: &str,
+    server: &McpServer,
+    spec: &Spec,
+) -> Result<(), GatewayError> {
+    match server.require_approval {
+        Approval::Always => Err(GatewayError::bad_param(
+            format!("tools[{i}].server_label"),
+            format!(
+                "MCP server '{label}' requires approval of every tool call, which {} cannot do; use a provider \
+                 with approvals for this server.",
+                spec.label
+            ),
+        )),
+        Approval::Never if entry.get_raw_non_null("require_approval").is_some() => Err(GatewayError::bad_param(
+            format!("tools[{i}].require_approval"),
+            format!("{} does not support require_approval.", spec.label),
+        )),
+        Approval::Never => Ok(()),
+    }
 }
 
 /// Serializes header credentials in configured order.

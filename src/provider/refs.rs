@@ -10,7 +10,7 @@ use crate::provider::routes::Rewrite;
 
 /// Labels named by `tools[type=mcp].server_label` (Responses),
 /// `mcp_servers[].name` (Messages, and each `requests[].params` of a message
-/// batch), in request order. Empty for bodies that do not parse and for
+/// batch), `tools[type=mcp_server].name` (Interactions), in request order. Empty for bodies that do not parse and for
 /// rewrites that never inject (file uploads).
 #[must_use]
 pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
@@ -19,14 +19,15 @@ pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
     };
     let mut out = Vec::new();
     match rewrite {
-        Rewrite::Responses => labels(&top, "tools", "server_label", true, &mut out),
-        Rewrite::Messages => labels(&top, "mcp_servers", "name", false, &mut out),
+        Rewrite::Responses => labels(&top, "tools", "server_label", Some("mcp"), &mut out),
+        Rewrite::Messages => labels(&top, "mcp_servers", "name", None, &mut out),
+        Rewrite::Interactions => labels(&top, "tools", "name", Some(crate::provider::gemini::MCP_SERVER), &mut out),
         Rewrite::MessageBatches => {
             let requests = top.get_raw_non_null("requests").and_then(|raw| json::parse_array(raw).ok());
             for request in requests.unwrap_or_default() {
                 let params = Members::parse(request).ok().and_then(|r| r.get_raw_non_null("params"));
                 if let Some(params) = params.filter(|p| kind(p) == Kind::Object).and_then(|p| Members::parse(p).ok()) {
-                    labels(&params, "mcp_servers", "name", false, &mut out);
+                    labels(&params, "mcp_servers", "name", None, &mut out);
                 }
             }
         }
@@ -35,7 +36,8 @@ pub fn referenced_servers(rewrite: Rewrite, body: &[u8]) -> Vec<String> {
     out
 }
 
-fn labels(top: &Members<'_>, array: &str, label: &str, mcp_tools_only: bool, out: &mut Vec<String>) {
+/// Names under `label` of the entries of `array` (of type `tool_type`, when given).
+fn labels(top: &Members<'_>, array: &str, label: &str, tool_type: Option<&str>, out: &mut Vec<String>) {
     let Some(items) = top.get_raw_non_null(array).and_then(|raw| json::parse_array(raw).ok()) else {
         return;
     };
@@ -44,7 +46,7 @@ fn labels(top: &Members<'_>, array: &str, label: &str, mcp_tools_only: bool, out
             continue;
         }
         let Ok(entry) = Members::parse(item) else { continue };
-        if mcp_tools_only && entry.get_raw("type").and_then(as_str).as_deref() != Some("mcp") {
+        if tool_type.is_some_and(|t| entry.get_raw("type").and_then(as_str).as_deref() != Some(t)) {
             continue;
         }
         if let Some(name) = entry.get_raw(label).and_then(as_str) {
@@ -67,6 +69,13 @@ mod tests {
         assert!(referenced_servers(Rewrite::Responses, br#"{"tools":null}"#).is_empty());
         assert!(referenced_servers(Rewrite::Responses, b"not json").is_empty());
         assert!(referenced_servers(Rewrite::Responses, br#"{"tools":{}}"#).is_empty());
+    }
+
+    #[test]
+    fn gemini_labels() {
+        let body = br#"{"tools":[{"type":"mcp_server","name":"crm"},{"type":"google_search"},{"type":"mcp","server_label":"x"},
+            {"type":"mcp_server","name":"docs","url":"u"}]}"#;
+        assert_eq!(referenced_servers(Rewrite::Interactions, body), vec!["crm", "docs"]);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Rewrite {
     /// OpenAI `POST /v1/uploads`: refused for `purpose: "batch"` (its parts are
     /// never seen whole, so batch input must go through `POST /v1/files`).
     Upload,
+    /// Gemini Interactions (`interactions`): `tools[type=mcp_server]`.
+    Interactions,
 }
 
 /// How a provider route is treated.
@@ -57,6 +59,7 @@ impl Treatment {
             Self::Rewrite(Rewrite::MessageBatches) => "message_batches",
             Self::Rewrite(Rewrite::FileUpload) => "files",
             Self::Rewrite(Rewrite::Upload) => "uploads",
+            Self::Rewrite(Rewrite::Interactions) => "interactions",
             Self::Pass => "passthrough",
             Self::Realtime => "realtime",
             Self::Unknown => "unknown",
@@ -98,6 +101,26 @@ const OPENAI_PASS: &[Pattern] = &[
     &["organization", "**"],
 ];
 
+/// Extra POST routes of Azure's dated API (`/openai/deployments/{name}/…`).
+const AZURE_PASS: &[Pattern] = &[&["deployments", "*", "**"]];
+
+/// Gemini POST routes besides `interactions` (none of them takes remote MCP servers).
+const GEMINI_PASS: &[Pattern] = &[
+    &["interactions", "*", "cancel"],
+    &["models", "**"],
+    &["files"],
+    &["files", "**"],
+    &["cachedContents"],
+    &["cachedContents", "**"],
+    &["batches", "**"],
+    &["tunedModels"],
+    &["tunedModels", "**"],
+    &["corpora"],
+    &["corpora", "**"],
+    &["fileSearchStores"],
+    &["fileSearchStores", "**"],
+];
+
 /// Anthropic POST routes that carry no MCP configuration.
 const ANTHROPIC_PASS: &[Pattern] = &[
     &["messages", "batches", "*", "cancel"],
@@ -119,33 +142,24 @@ fn matches_exact(pattern: Pattern, segs: &[&str]) -> bool {
     pattern.iter().zip(segs).all(|(p, s)| *p == "*" || p.eq_ignore_ascii_case(s))
 }
 
-/// The treatment of `method` on `upstream_path` (canonical, starting `/v1/`).
+/// The treatment of `method` on `upstream_path` (canonical, after the
+/// provider's prefix: `/v1/…`, `/openai/v1/…`, …).
 #[must_use]
 pub fn treatment(provider: Provider, method: Method, upstream_path: &str) -> Treatment {
     let lower = upstream_path.to_ascii_lowercase();
-    let segs: Vec<&str> = lower.trim_start_matches("/v1/").split('/').collect();
-    let has_body = matches!(method, Method::Post | Method::Put | Method::Patch);
+    let under = |root: &str| lower.strip_prefix(root).map(|rest| rest.split('/').collect::<Vec<_>>());
+    let has_body = method.has_body();
     match provider {
-        Provider::OpenAi => {
-            if segs.first() == Some(&"realtime") {
-                return Treatment::Realtime;
-            }
-            if !has_body {
-                return Treatment::Pass;
-            }
-            match (method, segs.as_slice()) {
-                (Method::Post, ["responses" | "files" | "uploads"] | ["responses", "input_tokens" | "compact"]) => {
-                    Treatment::Rewrite(match segs[0] {
-                        "files" => Rewrite::FileUpload,
-                        "uploads" => Rewrite::Upload,
-                        _ => Rewrite::Responses,
-                    })
-                }
-                (Method::Post, _) if OPENAI_PASS.iter().any(|p| matches(p, &segs)) => Treatment::Pass,
-                _ => Treatment::Unknown,
-            }
+        Provider::OpenAi => openai_like(method, &under("/v1/").unwrap_or_default(), true, &[]),
+        Provider::Xai => openai_like(method, &under("/v1/").unwrap_or_default(), false, &[]),
+        Provider::Groq => openai_like(method, &under("/openai/v1/").unwrap_or_default(), false, &[]),
+        // The v1 API and the dated one (`/openai/...?api-version=`), both with Realtime.
+        Provider::AzureOpenAi => {
+            let segs = under("/openai/v1/").or_else(|| under("/openai/")).unwrap_or_default();
+            openai_like(method, &segs, true, AZURE_PASS)
         }
         Provider::Anthropic => {
+            let segs = under("/v1/").unwrap_or_default();
             if !has_body {
                 return Treatment::Pass;
             }
@@ -156,6 +170,36 @@ pub fn treatment(provider: Provider, method: Method, upstream_path: &str) -> Tre
                 _ => Treatment::Unknown,
             }
         }
+        Provider::Gemini => {
+            let segs = under("/v1beta/").or_else(|| under("/v1/")).unwrap_or_default();
+            if !has_body {
+                return Treatment::Pass;
+            }
+            match (method, segs.as_slice()) {
+                (Method::Post, ["interactions"]) => Treatment::Rewrite(Rewrite::Interactions),
+                (Method::Post, _) if GEMINI_PASS.iter().any(|p| matches(p, &segs)) => Treatment::Pass,
+                _ => Treatment::Unknown,
+            }
+        }
+    }
+}
+
+/// The Responses-API family (OpenAI and the APIs modelled on it).
+fn openai_like(method: Method, segs: &[&str], realtime: bool, extra_pass: &[Pattern]) -> Treatment {
+    if realtime && segs.first() == Some(&"realtime") {
+        return Treatment::Realtime;
+    }
+    if !method.has_body() {
+        return Treatment::Pass;
+    }
+    match (method, segs) {
+        (Method::Post, ["responses"] | ["responses", "input_tokens" | "compact"]) => {
+            Treatment::Rewrite(Rewrite::Responses)
+        }
+        (Method::Post, ["files"]) => Treatment::Rewrite(Rewrite::FileUpload),
+        (Method::Post, ["uploads"]) => Treatment::Rewrite(Rewrite::Upload),
+        (Method::Post, _) if OPENAI_PASS.iter().chain(extra_pass).any(|p| matches(p, segs)) => Treatment::Pass,
+        _ => Treatment::Unknown,
     }
 }
 
@@ -163,14 +207,7 @@ pub fn treatment(provider: Provider, method: Method, upstream_path: &str) -> Tre
 /// which the meter reads as they stream past.
 #[must_use]
 pub fn reports_usage(provider: Provider, method: Method, upstream_path: &str) -> bool {
-    method == Method::Post
-        && match provider {
-            Provider::OpenAi => {
-                upstream_path.eq_ignore_ascii_case("/v1/responses")
-                    || upstream_path.eq_ignore_ascii_case("/v1/chat/completions")
-            }
-            Provider::Anthropic => upstream_path.eq_ignore_ascii_case("/v1/messages"),
-        }
+    method == Method::Post && provider.spec().metered.iter().any(|p| p.eq_ignore_ascii_case(upstream_path))
 }
 
 #[cfg(test)]
@@ -228,6 +265,26 @@ mod tests {
         assert!(!reports_usage(Provider::OpenAi, Method::Post, "/v1/responses/input_tokens"));
         assert!(reports_usage(Provider::Anthropic, Method::Post, "/v1/messages"));
         assert!(!reports_usage(Provider::Anthropic, Method::Post, "/v1/messages/count_tokens"));
+    }
+
+    #[test]
+    fn table_providers() {
+        use Method::{Get, Post};
+        assert_eq!(t(Provider::Xai, Post, "/v1/responses"), Treatment::Rewrite(Rewrite::Responses));
+        assert_eq!(t(Provider::Xai, Post, "/v1/realtime/sessions"), Treatment::Unknown);
+        assert_eq!(t(Provider::Groq, Post, "/openai/v1/Responses"), Treatment::Rewrite(Rewrite::Responses));
+        assert_eq!(t(Provider::Groq, Post, "/openai/v1/chat/completions"), Treatment::Pass);
+        assert_eq!(t(Provider::AzureOpenAi, Post, "/openai/responses"), Treatment::Rewrite(Rewrite::Responses));
+        assert_eq!(t(Provider::AzureOpenAi, Post, "/openai/v1/responses"), Treatment::Rewrite(Rewrite::Responses));
+        assert_eq!(t(Provider::AzureOpenAi, Post, "/openai/deployments/d/chat/completions"), Treatment::Pass);
+        assert_eq!(t(Provider::AzureOpenAi, Post, "/openai/realtime/client_secrets"), Treatment::Realtime);
+        assert_eq!(t(Provider::Gemini, Post, "/v1beta/interactions"), Treatment::Rewrite(Rewrite::Interactions));
+        assert_eq!(t(Provider::Gemini, Post, "/v1/interactions"), Treatment::Rewrite(Rewrite::Interactions));
+        assert_eq!(t(Provider::Gemini, Post, "/v1beta/models/g:generateContent"), Treatment::Pass);
+        assert_eq!(t(Provider::Gemini, Get, "/v1beta/interactions/i_1"), Treatment::Pass);
+        assert_eq!(t(Provider::Gemini, Post, "/v1beta/agents"), Treatment::Unknown);
+        assert!(reports_usage(Provider::Gemini, Post, "/v1beta/interactions"));
+        assert!(reports_usage(Provider::Groq, Post, "/openai/v1/responses"));
     }
 
     #[test]

@@ -60,8 +60,14 @@ pub fn parse_options(env: &Env) -> ParseOptions {
     ParseOptions { allow_insecure_urls: text(env, "ALLOW_INSECURE_MCP_URLS").is_some_and(|v| v.trim() == "true") }
 }
 
+/// The provider's base URL from its var or default; empty for providers
+/// whose base is per tenant (the caller uses the tenant's endpoint).
 pub fn base_url(env: &Env, provider: Provider) -> String {
-    let url = text(env, provider.base_url_var()).unwrap_or_else(|| provider.default_base_url().to_string());
+    let url = provider
+        .base_url_var()
+        .and_then(|var| text(env, var))
+        .or_else(|| provider.default_base_url().map(str::to_string))
+        .unwrap_or_default();
     url.trim_end_matches('/').to_string()
 }
 

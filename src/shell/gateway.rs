@@ -21,7 +21,7 @@ use crate::http::headers::{client_response_headers, get, upstream_request_header
 use crate::http::log::{Outcome, RequestLog};
 use crate::http::route::{classify, shape_of, Method, Route};
 use crate::provider::routes::{reports_usage, Rewrite, Treatment};
-use crate::provider::{anthropic, batches, openai, Provider};
+use crate::provider::{anthropic, batches, gemini, openai, Provider};
 use crate::stream::scrub::Scrubber;
 use crate::stream::sse::{error_event, Interruption, SseKind};
 use crate::stream::usage::{BodyKind, Usage, UsageMeter};
@@ -166,7 +166,7 @@ async fn proxy(
     started: u64,
 ) -> Result<Handled, GatewayError> {
     let client_headers = header_pairs(req.headers());
-    let record = authenticate(env, &client_headers).await?;
+    let record = authenticate(env, &client_headers, route.provider).await?;
     log.tenant = Some(record.tenant_id.clone());
     if !storage::has_provider_key(&record.tenant, route.provider) {
         return Err(GatewayError::NoProviderKey(route.provider));
@@ -177,11 +177,10 @@ async fn proxy(
     let master = env::master_key(env)?;
     let tenant = storage::open_tenant(&master, &record.tenant_id, &record.tenant, Opening::Provider(route.provider))
         .map_err(|_| super::internal("a tenant secret failed to decrypt; check MASTER_KEY"))?;
-    let provider_key = match route.provider {
-        Provider::OpenAi => tenant.openai_key.clone(),
-        Provider::Anthropic => tenant.anthropic_key.clone(),
-    }
-    .ok_or(GatewayError::NoProviderKey(route.provider))?;
+    let provider_key =
+        tenant.provider_key(route.provider).cloned().ok_or(GatewayError::NoProviderKey(route.provider))?;
+    let base_url =
+        tenant.provider_endpoint(route.provider).map_or_else(|| env::base_url(env, route.provider), str::to_string);
     refuse_unpoliced(route, &tenant)?;
     let body = read(&req, env, route, &client_headers, log).await?;
     let call = Call { env, req: &req, route, client_headers: &client_headers, record: &record };
@@ -190,7 +189,7 @@ async fn proxy(
 
     let raw_url = req.inner().url();
     let query = raw_url.find('?').map_or("", |i| &raw_url[i..]);
-    let url = format!("{}{}{query}", env::base_url(env, route.provider), route.upstream_path);
+    let url = format!("{base_url}{}{query}", route.upstream_path);
     let what = route.provider.label();
     let upstream = upstream::send(Outbound {
         method: req.method().as_ref(),
@@ -205,8 +204,12 @@ async fn proxy(
 }
 
 /// The gateway key's record: one KV read yields the tenant's whole config.
-async fn authenticate(env: &Env, client_headers: &[(String, String)]) -> Result<GatewayKeyRecord, GatewayError> {
-    let key = auth::gateway_key(client_headers)?;
+async fn authenticate(
+    env: &Env,
+    client_headers: &[(String, String)],
+    provider: Provider,
+) -> Result<GatewayKeyRecord, GatewayError> {
+    let key = auth::gateway_key_or(client_headers, provider.spec().client_key_header)?;
     let digest = sha256_hex(key.expose().as_bytes());
     let store = kv::store(env)?;
     let record: GatewayKeyRecord =
@@ -307,7 +310,11 @@ async fn police(call: &Call<'_>, master: &MasterKey, tenant: Tenant, body: Body)
     let beta_header = get(client_headers, "anthropic-beta");
     let (body, beta, injected) = match kind {
         Rewrite::Responses => {
-            let r = openai::rewrite_responses(&bytes, &mcp)?;
+            let r = openai::rewrite_responses_for(&bytes, &mcp, route.provider.spec())?;
+            (r.body, None, r.injected)
+        }
+        Rewrite::Interactions => {
+            let r = gemini::rewrite_interactions(&bytes, &mcp)?;
             (r.body, None, r.injected)
         }
         Rewrite::Messages => {
@@ -382,10 +389,7 @@ fn answer(
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
     // Unwatched by SSE framing (scrub or meter only): the kind is unused but must be valid.
-    let kind = sse.unwrap_or(match route.provider {
-        Provider::Anthropic => SseKind::Anthropic,
-        Provider::OpenAi => SseKind::OpenAiData,
-    });
+    let kind = sse.unwrap_or(SseKind::OpenAiData);
     let body_kind = if sse.is_some() { BodyKind::Sse } else { BodyKind::Json };
     let usage_meter: Option<SharedMeter> = metered.then(|| Rc::new(RefCell::new(Some(UsageMeter::new(body_kind)))));
     let meter_for_done = usage_meter.clone();

@@ -134,7 +134,9 @@ pub fn delta_of(kind: SseKind, event: &[u8]) -> Option<Delta> {
             }?;
             (raw, format!("{}|{}", e.index?, d.kind))
         }
-        SseKind::OpenAiData => return None,
+        // Chat Completions and Google streams: byte scrubbing only (their text
+        // deltas are not reassembled).
+        SseKind::OpenAiData | SseKind::GeminiInteractions | SseKind::GoogleData => return None,
     };
     let span = span_in(event, raw)?;
     let text: String = serde_json::from_str(raw.get()).ok()?;

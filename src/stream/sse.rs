@@ -5,6 +5,7 @@
 
 use serde_json::json;
 
+use crate::provider::table::Family;
 use crate::provider::Provider;
 
 /// The SSE dialect of a streamed response.
@@ -17,6 +18,12 @@ pub enum SseKind {
     /// OpenAI Chat Completions and other `data:`-only streams: errors as a
     /// `data:` object with a top-level `error` key.
     OpenAiData,
+    /// Gemini Interactions: `event:` lines, errors as an `error` event
+    /// (`{"event_type":"error","error":{"code","message"}}`).
+    GeminiInteractions,
+    /// Other Google streams (`generateContent?alt=sse`): `data:` only, errors
+    /// in Google's `{"error":{"code","message","status"}}`.
+    GoogleData,
 }
 
 impl SseKind {
@@ -27,10 +34,18 @@ impl SseKind {
         if !is_sse {
             return None;
         }
-        Some(match provider {
-            Provider::Anthropic => Self::Anthropic,
-            Provider::OpenAi if upstream_path.starts_with("/v1/responses") => Self::OpenAiResponses,
-            Provider::OpenAi => Self::OpenAiData,
+        // A Responses answer: created, or a stored one read back (`responses/{id}?stream=true`).
+        let lower = upstream_path.to_ascii_lowercase();
+        let responses = provider.spec().roots.iter().filter_map(|root| lower.strip_prefix(root)).any(|rest| {
+            let rest = rest.strip_prefix("v1/").unwrap_or(rest);
+            rest == "responses" || rest.starts_with("responses/")
+        });
+        Some(match provider.spec().family {
+            Family::Anthropic => Self::Anthropic,
+            Family::OpenAi if responses => Self::OpenAiResponses,
+            Family::OpenAi => Self::OpenAiData,
+            Family::Google if upstream_path.contains("/interactions") => Self::GeminiInteractions,
+            Family::Google => Self::GoogleData,
         })
     }
 }
@@ -69,6 +84,14 @@ pub fn error_event(kind: SseKind, what: &str, why: Interruption) -> String {
             let data = json!({"error": {"message": message, "type": "api_error", "param": null, "code": "stream_interrupted"}});
             format!("data: {data}\n\n")
         }
+        SseKind::GeminiInteractions => {
+            let data = json!({"event_type": "error", "error": {"code": "stream_interrupted", "message": message}});
+            format!("event: error\ndata: {data}\n\n")
+        }
+        SseKind::GoogleData => {
+            let data = json!({"error": {"code": 502, "message": message, "status": "UNAVAILABLE"}});
+            format!("data: {data}\n\n")
+        }
     }
 }
 
@@ -97,6 +120,26 @@ mod tests {
         );
         assert_eq!(SseKind::of(Provider::Anthropic, "/v1/messages", Some("application/json")), None);
         assert_eq!(SseKind::of(Provider::Anthropic, "/v1/messages", None), None);
+    }
+
+    #[test]
+    fn table_providers() {
+        let sse = Some("text/event-stream");
+        assert_eq!(SseKind::of(Provider::Xai, "/v1/responses", sse), Some(SseKind::OpenAiResponses));
+        assert_eq!(SseKind::of(Provider::Groq, "/openai/v1/responses", sse), Some(SseKind::OpenAiResponses));
+        assert_eq!(SseKind::of(Provider::Groq, "/openai/v1/chat/completions", sse), Some(SseKind::OpenAiData));
+        assert_eq!(SseKind::of(Provider::AzureOpenAi, "/openai/responses", sse), Some(SseKind::OpenAiResponses));
+        assert_eq!(SseKind::of(Provider::Gemini, "/v1beta/interactions", sse), Some(SseKind::GeminiInteractions));
+        assert_eq!(
+            SseKind::of(Provider::Gemini, "/v1beta/models/m:streamGenerateContent", sse),
+            Some(SseKind::GoogleData)
+        );
+        let g = error_event(SseKind::GeminiInteractions, "the Gemini API", Interruption::Reset);
+        assert!(g.starts_with("event: error\n"));
+        assert_eq!(data_of(&g)["event_type"], "error");
+        assert_eq!(data_of(&g)["error"]["code"], "stream_interrupted");
+        let d = error_event(SseKind::GoogleData, "the Gemini API", Interruption::Reset);
+        assert_eq!(data_of(&d)["error"]["status"], "UNAVAILABLE");
     }
 
     #[test]

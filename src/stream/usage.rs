@@ -146,13 +146,15 @@ impl Tally {
     /// A whole JSON answer: OpenAI Response object, Anthropic Message, or Chat Completion.
     fn json_answer(&mut self, a: &JsonAnswer<'_>) {
         if let Some(u) = &a.usage {
-            self.usage.input_tokens += u.input_tokens.or(u.prompt_tokens).unwrap_or(0);
-            self.usage.output_tokens += u.output_tokens.or(u.completion_tokens).unwrap_or(0);
+            self.usage.input_tokens += u.input_tokens.or(u.prompt_tokens).or(u.total_input_tokens).unwrap_or(0);
+            self.usage.output_tokens += u.output_tokens.or(u.completion_tokens).or(u.total_output_tokens).unwrap_or(0);
         }
-        for item in a.output.iter().chain(a.content.iter()).flatten() {
+        for item in a.output.iter().chain(a.content.iter()).chain(a.steps.iter()).chain(a.outputs.iter()).flatten() {
             match item.kind.as_deref() {
                 Some("mcp_call") => self.count_call(item.id.as_deref(), item.server_label.as_deref()),
-                Some("mcp_tool_use") => self.count_call(item.id.as_deref(), item.server_name.as_deref()),
+                Some("mcp_tool_use" | "mcp_server_tool_call") => {
+                    self.count_call(item.id.as_deref(), item.server_name.as_deref());
+                }
                 _ => {}
             }
         }
@@ -162,7 +164,9 @@ impl Tally {
         let id = item.get("id").and_then(Value::as_str);
         match item.get("type").and_then(Value::as_str) {
             Some("mcp_call") => self.count_call(id, item.get("server_label").and_then(Value::as_str)),
-            Some("mcp_tool_use") => self.count_call(id, item.get("server_name").and_then(Value::as_str)),
+            Some("mcp_tool_use" | "mcp_server_tool_call") => {
+                self.count_call(id, item.get("server_name").and_then(Value::as_str));
+            }
             _ => {}
         }
     }
@@ -181,6 +185,30 @@ impl Tally {
         }
         let Some(data) = framer::data(event) else { return };
         let Ok(v) = serde_json::from_slice::<Value>(&data) else { return };
+        // Gemini Interactions names its events in `event_type`.
+        match v.get("event_type").and_then(Value::as_str) {
+            Some("interaction.completed") => {
+                let i = v.get("interaction");
+                if let Some(u) = i.and_then(|i| i.get("usage")) {
+                    self.usage.input_tokens += u64_at(u, &["total_input_tokens"]).unwrap_or(0);
+                    self.usage.output_tokens += u64_at(u, &["total_output_tokens"]).unwrap_or(0);
+                }
+                for items in ["steps", "outputs"] {
+                    for item in i.and_then(|i| i.get(items)).and_then(Value::as_array).into_iter().flatten() {
+                        self.item(item);
+                    }
+                }
+                return;
+            }
+            Some("step.start") => {
+                if let Some(step) = v.get("step") {
+                    self.item(step);
+                }
+                return;
+            }
+            Some(_) => return,
+            None => {}
+        }
         match v.get("type").and_then(Value::as_str) {
             // OpenAI Responses.
             Some("response.completed" | "response.incomplete" | "response.failed") => {
@@ -239,6 +267,11 @@ struct JsonAnswer<'a> {
     output: Option<Vec<ItemKind<'a>>>,
     #[serde(default, borrow)]
     content: Option<Vec<ItemKind<'a>>>,
+    /// Gemini Interactions.
+    #[serde(default, borrow)]
+    steps: Option<Vec<ItemKind<'a>>>,
+    #[serde(default, borrow)]
+    outputs: Option<Vec<ItemKind<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +280,8 @@ struct TokenCounts {
     output_tokens: Option<u64>,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    total_input_tokens: Option<u64>,
+    total_output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +435,28 @@ mod tests {
         let json = r#"{"type":"message","content":[{"type":"mcp_tool_use","id":"t1","name":"a","server_name":"crm","input":{}},{"type":"mcp_tool_result","tool_use_id":"t1"}],"usage":{"input_tokens":3,"output_tokens":4}}"#;
         let u = meter(BodyKind::Json, &[json]);
         assert_eq!((u.input_tokens, u.output_tokens, u.mcp_calls.get("crm").copied()), (3, 4, Some(1)));
+    }
+
+    #[test]
+    fn gemini_interactions_json_and_sse() {
+        let json = r#"{"id":"v1_1","object":"interaction","status":"completed","steps":[
+            {"type":"mcp_server_tool_call","id":"c1","name":"search","server_name":"crm","arguments":{}},
+            {"type":"mcp_server_tool_result","call_id":"c1","server_name":"crm","result":"mcp_server_tool_call"},
+            {"type":"model_output","content":[{"type":"text","text":"usage"}]}],
+            "usage":{"total_input_tokens":11,"total_output_tokens":22,"total_tokens":33}}"#;
+        let u = meter(BodyKind::Json, &[json]);
+        assert_eq!((u.input_tokens, u.output_tokens, u.mcp_calls.get("crm").copied()), (11, 22, Some(1)));
+        let call = r#"{"type":"mcp_server_tool_call","id":"c1","name":"search","server_name":"crm","arguments":{}}"#;
+        let sse = [
+            "event: interaction.created\ndata: {\"event_type\":\"interaction.created\",\"interaction\":{\"id\":\"v1_1\",\"usage\":null}}\n\n".to_string(),
+            format!("event: step.start\ndata: {{\"event_type\":\"step.start\",\"index\":0,\"step\":{call}}}\n\n"),
+            "event: step.delta\ndata: {\"event_type\":\"step.delta\",\"index\":1,\"delta\":{\"type\":\"text\",\"text\":\"usage mcp_\"}}\n\n".to_string(),
+            format!("event: interaction.completed\ndata: {{\"event_type\":\"interaction.completed\",\"interaction\":{{\"id\":\"v1_1\",\"steps\":[{call}],\"usage\":{{\"total_input_tokens\":4,\"total_output_tokens\":6}}}}}}\n\n"),
+            "event: done\ndata: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        let u = meter(BodyKind::Sse, &[&sse]);
+        assert_eq!((u.input_tokens, u.output_tokens, u.mcp_calls.get("crm").copied()), (4, 6, Some(1)));
     }
 
     #[test]

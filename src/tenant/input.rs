@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{is_valid_name, Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
+use super::{is_valid_name, Approval, AzureOpenAi, McpAuth, McpMode, McpPolicy, McpServer, Tenant};
 use crate::crypto::Secret;
 use crate::http::error::GatewayError;
 
@@ -49,6 +49,23 @@ struct RawProviders<'a> {
     openai: Option<&'a RawValue>,
     #[serde(default, borrow)]
     anthropic: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    xai: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    groq: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    gemini: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    azure_openai: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAzure<'a> {
+    #[serde(borrow)]
+    endpoint: &'a RawValue,
+    #[serde(borrow)]
+    api_key: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +186,10 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
         let providers: RawProviders<'_> = parse_record(p.get(), "providers")?;
         tenant.openai_key = parse_provider_key(providers.openai, "providers.openai")?;
         tenant.anthropic_key = parse_provider_key(providers.anthropic, "providers.anthropic")?;
+        tenant.xai_key = parse_provider_key(providers.xai, "providers.xai")?;
+        tenant.groq_key = parse_provider_key(providers.groq, "providers.groq")?;
+        tenant.gemini_key = parse_provider_key(providers.gemini, "providers.gemini")?;
+        tenant.azure_openai = parse_azure(providers.azure_openai, opts)?;
     }
     let servers: BTreeMap<String, &RawValue> = match raw.mcp_servers.filter(|r| r.get() != "null") {
         None => BTreeMap::new(),
@@ -207,6 +228,26 @@ fn parse_provider_key(raw: Option<&RawValue>, path: &str) -> Result<Option<Secre
     let key_path = format!("{path}.api_key");
     let api_key: String = parse_at(key.api_key.get(), &key_path)?;
     Ok(Some(check_secret(api_key, &key_path)?))
+}
+
+/// `providers.azure_openai`: the resource endpoint (an `https://` origin,
+/// or loopback `http://` when insecure URLs are allowed) and its key.
+fn parse_azure(raw: Option<&RawValue>, opts: ParseOptions) -> Result<Option<AzureOpenAi>, GatewayError> {
+    const PATH: &str = "providers.azure_openai";
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return Ok(None);
+    };
+    let a: RawAzure<'_> = parse_record(raw.get(), PATH)?;
+    let endpoint_path = format!("{PATH}.endpoint");
+    let endpoint: String = parse_at(a.endpoint.get(), &endpoint_path)?;
+    let endpoint = check_url(&endpoint, &endpoint_path, opts, false)?;
+    let origin = endpoint.trim_end_matches('/');
+    if origin.split_once("://").is_some_and(|(_, rest)| rest.contains(['/', '?'])) {
+        return Err(invalid(&endpoint_path, "must be the resource's origin, like https://RESOURCE.openai.azure.com"));
+    }
+    let key_path = format!("{PATH}.api_key");
+    let api_key: String = parse_at(a.api_key.get(), &key_path)?;
+    Ok(Some(AzureOpenAi { endpoint: origin.to_string(), api_key: check_secret(api_key, &key_path)? }))
 }
 
 fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, GatewayError> {
@@ -438,6 +479,50 @@ mod tests {
         assert_eq!(crm.allowed_tools.as_deref(), Some(&["search".to_string(), "lookup".to_string()][..]));
         assert!(matches!(&t.mcp.servers["files"].auth, McpAuth::Headers(h) if h[0].0 == "X-Api-Key"));
         assert_eq!(t.mcp.servers["public"].require_approval, Approval::Never);
+    }
+
+    #[test]
+    fn more_providers() {
+        let t = parse(
+            r#"{"providers":{"xai":{"api_key":"xai-1"},"groq":{"api_key":"gsk-1"},"gemini":{"api_key":"AIza-1"},
+            "azure_openai":{"endpoint":"https://acme.openai.azure.com/","api_key":"az-1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.xai_key.unwrap().expose(), "xai-1");
+        assert_eq!(t.groq_key.unwrap().expose(), "gsk-1");
+        assert_eq!(t.gemini_key.unwrap().expose(), "AIza-1");
+        let az = t.azure_openai.unwrap();
+        assert_eq!((az.endpoint.as_str(), az.api_key.expose()), ("https://acme.openai.azure.com", "az-1"));
+        for (body, path) in [
+            (r#"{"providers":{"azure_openai":{"api_key":"k"}}}"#, "providers.azure_openai"),
+            (
+                r#"{"providers":{"azure_openai":{"endpoint":"http://acme.openai.azure.com","api_key":"k"}}}"#,
+                "providers.azure_openai.endpoint",
+            ),
+            (
+                r#"{"providers":{"azure_openai":{"endpoint":"https://a.b/openai/v1","api_key":"k"}}}"#,
+                "providers.azure_openai.endpoint",
+            ),
+            (
+                r#"{"providers":{"azure_openai":{"endpoint":"https://a.b?x=1","api_key":"k"}}}"#,
+                "providers.azure_openai.endpoint",
+            ),
+            (
+                r#"{"providers":{"azure_openai":{"endpoint":"http://127.0.0.1:9","api_key":"k"}}}"#,
+                "providers.azure_openai.endpoint",
+            ),
+            (
+                r#"{"providers":{"azure_openai":{"endpoint":"https://a.b","api_key":""}}}"#,
+                "providers.azure_openai.api_key",
+            ),
+            (r#"{"providers":{"gemini":{"api_key":"k","region":"eu"}}}"#, "providers.gemini"),
+            (r#"{"providers":{"mistral":{"api_key":"k"}}}"#, "providers"),
+        ] {
+            assert_eq!(param(parse(body).unwrap_err()), path, "{body}");
+        }
+        let local = r#"{"providers":{"azure_openai":{"endpoint":"http://127.0.0.1:9","api_key":"k"}}}"#;
+        let t = parse_tenant(local.as_bytes(), ParseOptions { allow_insecure_urls: true }).unwrap();
+        assert_eq!(t.azure_openai.unwrap().endpoint, "http://127.0.0.1:9");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Secret;
+use crate::provider::Provider;
 
 /// How the gateway authenticates to an MCP server on the tenant's behalf.
 #[derive(Debug, Clone)]
@@ -112,15 +113,51 @@ impl UnknownRoutes {
     }
 }
 
+/// An Azure `OpenAI` resource of a tenant.
+#[derive(Debug, Clone)]
+pub struct AzureOpenAi {
+    /// Validated origin (`https://RESOURCE.openai.azure.com`), no trailing slash.
+    pub endpoint: String,
+    pub api_key: Secret,
+}
+
 /// A whole tenant, with plaintext secrets.
 #[derive(Debug, Clone, Default)]
 pub struct Tenant {
     pub openai_key: Option<Secret>,
     pub anthropic_key: Option<Secret>,
+    pub xai_key: Option<Secret>,
+    pub groq_key: Option<Secret>,
+    pub gemini_key: Option<Secret>,
+    pub azure_openai: Option<AzureOpenAi>,
     pub mcp: McpPolicy,
     /// Requests per minute across the tenant's provider routes; `None` = unlimited.
     pub rate_limit_rpm: Option<u32>,
     pub unknown_routes: UnknownRoutes,
+}
+
+impl Tenant {
+    /// The tenant's key for `provider`, if configured (and opened).
+    #[must_use]
+    pub fn provider_key(&self, provider: Provider) -> Option<&Secret> {
+        match provider {
+            Provider::OpenAi => self.openai_key.as_ref(),
+            Provider::Anthropic => self.anthropic_key.as_ref(),
+            Provider::Xai => self.xai_key.as_ref(),
+            Provider::Groq => self.groq_key.as_ref(),
+            Provider::Gemini => self.gemini_key.as_ref(),
+            Provider::AzureOpenAi => self.azure_openai.as_ref().map(|a| &a.api_key),
+        }
+    }
+
+    /// The tenant's own base URL for `provider` (`None`: the deployment's).
+    #[must_use]
+    pub fn provider_endpoint(&self, provider: Provider) -> Option<&str> {
+        match provider {
+            Provider::AzureOpenAi => self.azure_openai.as_ref().map(|a| a.endpoint.as_str()),
+            Provider::OpenAi | Provider::Anthropic | Provider::Xai | Provider::Groq | Provider::Gemini => None,
+        }
+    }
 }
 
 /// `true` for names of tenants, servers: 1–64 chars of `[A-Za-z0-9_-]`.

@@ -13,7 +13,7 @@ use crate::crypto::REDACTED;
 use crate::crypto::{Aad, CryptoError, MasterKey};
 use crate::oauth::records::{open_oauth, redacted_oauth, seal_oauth, StoredOAuth};
 use crate::provider::Provider;
-use crate::tenant::{Approval, McpAuth, McpMode, McpPolicy, McpServer, Tenant, UnknownRoutes};
+use crate::tenant::{Approval, AzureOpenAi, McpAuth, McpMode, McpPolicy, McpServer, Tenant, UnknownRoutes};
 
 /// Record version written today.
 pub const RECORD_VERSION: u32 = 1;
@@ -62,6 +62,15 @@ pub struct StoredTenant {
     pub openai_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anthropic_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xai_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groq_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemini_key: Option<String>,
+    /// Azure `OpenAI`: the endpoint in clear, the key sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_openai: Option<StoredAzure>,
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, StoredServer>,
     #[serde(default)]
@@ -70,6 +79,12 @@ pub struct StoredTenant {
     pub rate_limit_rpm: Option<u32>,
     #[serde(default, skip_serializing_if = "UnknownRoutes::is_default")]
     pub unknown_routes: UnknownRoutes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredAzure {
+    pub endpoint: String,
+    pub api_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,11 +159,16 @@ pub struct GatewayKeyRecord {
     pub tenant: StoredTenant,
 }
 
-fn field_openai() -> &'static str {
-    "providers.openai.api_key"
-}
-fn field_anthropic() -> &'static str {
-    "providers.anthropic.api_key"
+/// AAD field path of a provider key (`providers.{config_key}.api_key`).
+fn field_provider(p: Provider) -> &'static str {
+    match p {
+        Provider::OpenAi => "providers.openai.api_key",
+        Provider::Anthropic => "providers.anthropic.api_key",
+        Provider::Xai => "providers.xai.api_key",
+        Provider::Groq => "providers.groq.api_key",
+        Provider::Gemini => "providers.gemini.api_key",
+        Provider::AzureOpenAi => "providers.azure_openai.api_key",
+    }
 }
 fn field_token(server: &str) -> String {
     format!("mcp_servers.{server}.auth.token")
@@ -164,8 +184,25 @@ fn field_header(server: &str, header: &str) -> String {
 pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<StoredTenant, CryptoError> {
     let seal = |field: &str, s: &crate::crypto::Secret| key.seal(&Aad::new(tenant_id, field), s);
     let mut out = StoredTenant {
-        openai_key: tenant.openai_key.as_ref().map(|s| seal(field_openai(), s)).transpose()?,
-        anthropic_key: tenant.anthropic_key.as_ref().map(|s| seal(field_anthropic(), s)).transpose()?,
+        openai_key: tenant.openai_key.as_ref().map(|s| seal(field_provider(Provider::OpenAi), s)).transpose()?,
+        anthropic_key: tenant
+            .anthropic_key
+            .as_ref()
+            .map(|s| seal(field_provider(Provider::Anthropic), s))
+            .transpose()?,
+        xai_key: tenant.xai_key.as_ref().map(|s| seal(field_provider(Provider::Xai), s)).transpose()?,
+        groq_key: tenant.groq_key.as_ref().map(|s| seal(field_provider(Provider::Groq), s)).transpose()?,
+        gemini_key: tenant.gemini_key.as_ref().map(|s| seal(field_provider(Provider::Gemini), s)).transpose()?,
+        azure_openai: tenant
+            .azure_openai
+            .as_ref()
+            .map(|a| {
+                Ok::<_, CryptoError>(StoredAzure {
+                    endpoint: a.endpoint.clone(),
+                    api_key: seal(field_provider(Provider::AzureOpenAi), &a.api_key)?,
+                })
+            })
+            .transpose()?,
         mcp_servers: BTreeMap::new(),
         allow_unmanaged_mcp_servers: tenant.mcp.allow_unmanaged,
         rate_limit_rpm: tenant.rate_limit_rpm,
@@ -222,18 +259,30 @@ pub fn open_tenant(
     stored: &StoredTenant,
     open: Opening,
 ) -> Result<Tenant, CryptoError> {
-    let open_field = |field: &str, env: &str| key.open(&Aad::new(tenant_id, field), env);
     let mut tenant = Tenant::default();
     let wants = |p: Provider| match open {
         Opening::Provider(one) => one == p,
         Opening::McpOnly => false,
         Opening::Everything => true,
     };
-    if wants(Provider::OpenAi) {
-        tenant.openai_key = stored.openai_key.as_deref().map(|e| open_field(field_openai(), e)).transpose()?;
-    }
-    if wants(Provider::Anthropic) {
-        tenant.anthropic_key = stored.anthropic_key.as_deref().map(|e| open_field(field_anthropic(), e)).transpose()?;
+    for provider in Provider::ALL.into_iter().filter(|p| wants(*p)) {
+        let open = |env: &str| key.open(&Aad::new(tenant_id, field_provider(provider)), env);
+        match provider {
+            Provider::OpenAi => tenant.openai_key = stored.openai_key.as_deref().map(open).transpose()?,
+            Provider::Anthropic => tenant.anthropic_key = stored.anthropic_key.as_deref().map(open).transpose()?,
+            Provider::Xai => tenant.xai_key = stored.xai_key.as_deref().map(open).transpose()?,
+            Provider::Groq => tenant.groq_key = stored.groq_key.as_deref().map(open).transpose()?,
+            Provider::Gemini => tenant.gemini_key = stored.gemini_key.as_deref().map(open).transpose()?,
+            Provider::AzureOpenAi => {
+                tenant.azure_openai = stored
+                    .azure_openai
+                    .as_ref()
+                    .map(|a| {
+                        Ok::<_, CryptoError>(AzureOpenAi { endpoint: a.endpoint.clone(), api_key: open(&a.api_key)? })
+                    })
+                    .transpose()?;
+            }
+        }
     }
     let mut servers = BTreeMap::new();
     for (name, s) in &stored.mcp_servers {
@@ -275,10 +324,14 @@ pub fn open_server(key: &MasterKey, tenant_id: &str, name: &str, s: &StoredServe
 
 /// Whether the stored tenant has a key for the provider, without decrypting it.
 #[must_use]
-pub fn has_provider_key(stored: &StoredTenant, provider: crate::provider::Provider) -> bool {
+pub fn has_provider_key(stored: &StoredTenant, provider: Provider) -> bool {
     match provider {
-        crate::provider::Provider::OpenAi => stored.openai_key.is_some(),
-        crate::provider::Provider::Anthropic => stored.anthropic_key.is_some(),
+        Provider::OpenAi => stored.openai_key.is_some(),
+        Provider::Anthropic => stored.anthropic_key.is_some(),
+        Provider::Xai => stored.xai_key.is_some(),
+        Provider::Groq => stored.groq_key.is_some(),
+        Provider::Gemini => stored.gemini_key.is_some(),
+        Provider::AzureOpenAi => stored.azure_openai.is_some(),
     }
 }
 
@@ -290,8 +343,16 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
     if stored.openai_key.is_some() {
         providers.insert("openai".into(), json!({ "api_key": REDACTED }));
     }
-    if stored.anthropic_key.is_some() {
-        providers.insert("anthropic".into(), json!({ "api_key": REDACTED }));
+    for p in [Provider::Anthropic, Provider::Xai, Provider::Groq, Provider::Gemini] {
+        if has_provider_key(stored, p) {
+            providers.insert(p.spec().config_key.into(), json!({ "api_key": REDACTED }));
+        }
+    }
+    if let Some(a) = &stored.azure_openai {
+        providers.insert(
+            Provider::AzureOpenAi.spec().config_key.into(),
+            json!({ "endpoint": a.endpoint, "api_key": REDACTED }),
+        );
     }
     let mut servers = Map::new();
     for (name, s) in &stored.mcp_servers {
@@ -409,6 +470,7 @@ pub fn plan_remove_key(tenant_id: &str, mut record: TenantRecord, key_id: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::Secret;
     use crate::tenant::input::{parse_tenant, ParseOptions};
     use base64::Engine;
 
@@ -493,6 +555,46 @@ mod tests {
         assert!(!view.contains("v1:") && !view.contains("plain"));
         assert!(view.contains(r#""X-Api-Key":"[redacted]""#));
         assert!(view.contains(r#""api_key":"[redacted]""#));
+    }
+
+    #[test]
+    fn more_provider_keys_are_sealed_bound_and_redacted() {
+        let k = master();
+        let body = r#"{"providers":{"xai":{"api_key":"xai-plain"},"groq":{"api_key":"gsk-plain"},
+            "gemini":{"api_key":"gem-plain"},"azure_openai":{"endpoint":"https://acme.openai.azure.com","api_key":"az-plain"}}}"#;
+        let t = parse_tenant(body.as_bytes(), ParseOptions::default()).unwrap();
+        let stored = seal_tenant(&k, "acme", &t).unwrap();
+        let json = serde_json::to_string(&stored).unwrap();
+        assert!(!json.contains("plain"), "{json}");
+        assert!(json.contains("https://acme.openai.azure.com"));
+        for (p, plain) in [
+            (Provider::Xai, "xai-plain"),
+            (Provider::Groq, "gsk-plain"),
+            (Provider::Gemini, "gem-plain"),
+            (Provider::AzureOpenAi, "az-plain"),
+        ] {
+            assert!(has_provider_key(&stored, p));
+            let opened = open_tenant(&k, "acme", &stored, Opening::Provider(p)).unwrap();
+            assert_eq!(opened.provider_key(p).map(Secret::expose), Some(plain));
+            for other in Provider::ALL.into_iter().filter(|o| *o != p) {
+                assert!(opened.provider_key(other).is_none(), "{p:?} opened {other:?} too");
+            }
+            assert!(open_tenant(&k, "evil", &stored, Opening::Provider(p)).is_err());
+        }
+        assert_eq!(
+            open_tenant(&k, "acme", &stored, Opening::Provider(Provider::AzureOpenAi))
+                .unwrap()
+                .provider_endpoint(Provider::AzureOpenAi),
+            Some("https://acme.openai.azure.com")
+        );
+        let view = redacted_view("acme", &stored);
+        assert_eq!(view["providers"]["azure_openai"]["endpoint"], "https://acme.openai.azure.com");
+        assert_eq!(view["providers"]["gemini"]["api_key"], REDACTED);
+        assert!(!view.to_string().contains("plain") && !view.to_string().contains("v1:"));
+        // A key sealed for one provider does not open as another's.
+        let mut swapped = stored.clone();
+        swapped.groq_key = stored.xai_key.clone();
+        assert!(open_tenant(&k, "acme", &swapped, Opening::Provider(Provider::Groq)).is_err());
     }
 
     #[test]

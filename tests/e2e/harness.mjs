@@ -393,7 +393,8 @@ export async function startStack({ vars = {}, delayMs = 100, mcp = {} } = {}) {
   for (const [name, auth] of Object.entries(mcp)) servers[name] = await startMcpServer({ name, auth });
   let gw;
   try {
-    gw = await startGateway({ openaiBaseUrl: providers.openai.url, anthropicBaseUrl: providers.anthropic.url, vars });
+    const tableVars = { XAI_BASE_URL: providers.xai.url, GROQ_BASE_URL: providers.groq.url, GEMINI_BASE_URL: providers.gemini.url };
+    gw = await startGateway({ openaiBaseUrl: providers.openai.url, anthropicBaseUrl: providers.anthropic.url, vars: { ...tableVars, ...vars } });
   } catch (e) {
     await providers.close();
     await Promise.all(Object.values(servers).map((s) => s.close()));

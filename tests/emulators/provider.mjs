@@ -1,4 +1,4 @@
-// OpenAI and Anthropic API emulators for the end-to-end tests.
+// OpenAI, Anthropic, xAI, Groq, Azure OpenAI and Gemini API emulators for the end-to-end tests.
 //
 // Each emulator is a node:http server on 127.0.0.1 (random port) that behaves
 // like the real API as described in docs/provider-wire-formats.md: it checks
@@ -539,10 +539,26 @@ function responseEvents(resp, deltaChars = 0) {
 }
 
 /**
- * Starts the OpenAI emulator.
- * @param {{keys?: Iterable<string>, delayMs?: number}} opts
+ * The APIs modelled on OpenAI's Responses API (docs/providers.md): where the
+ * API lives, which header carries the key, and what an `mcp` tool may hold.
+ * - xai:   /v1/*, Bearer; no require_approval, no connector_id (400), allowed_tools
+ *          a list of names; MCP calls run without approval.
+ * - groq:  /openai/v1/*, Bearer; the OpenAI mcp tool.
+ * - azure: /openai/v1/* and the dated /openai/* (api-version query required), `api-key`.
  */
-export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
+export const OPENAI_FLAVORS = {
+  openai: { roots: ['/v1'], keyHeader: 'authorization', approval: true, filterObject: true, connector: true },
+  xai: { roots: ['/v1'], keyHeader: 'authorization', approval: false, filterObject: false, connector: false },
+  groq: { roots: ['/openai/v1'], keyHeader: 'authorization', approval: true, filterObject: true, connector: true },
+  azure: { roots: ['/openai/v1', '/openai'], keyHeader: 'api-key', approval: true, filterObject: true, connector: false, apiVersion: true },
+};
+
+/**
+ * Starts the OpenAI emulator, or one of its flavors (OPENAI_FLAVORS).
+ * @param {{keys?: Iterable<string>, delayMs?: number, flavor?: string}} opts
+ */
+export async function startOpenAIEmulator({ keys = [], delayMs = 100, flavor = 'openai' } = {}) {
+  const F = OPENAI_FLAVORS[flavor];
   const validKeys = new Set(keys);
   const requests = [];
   const history = []; // every request ever received; reset() leaves it alone
@@ -550,6 +566,13 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
   const faults = createFaults('openai');
 
   function authKey(req) {
+    if (F.keyHeader === 'api-key') {
+      const k = req.headers['api-key'];
+      if (typeof k !== 'string' || !validKeys.has(k)) {
+        throw new OpenAIError(401, 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.', { code: '401' });
+      }
+      return k;
+    }
     const h = req.headers.authorization;
     if (typeof h !== 'string' || !h.trim()) {
       throw new OpenAIError(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", { code: null });
@@ -597,6 +620,12 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
         throw new OpenAIError(400, `Missing required parameter: 'tools[${i}].type'.`, { param: `tools[${i}].type`, code: 'missing_required_parameter' });
       }
       if (t.type === 'mcp') {
+        for (const [k, ok] of [['require_approval', F.approval], ['connector_id', F.connector]]) {
+          if (!ok && t[k] != null) throw new OpenAIError(400, `Unsupported parameter: 'tools[${i}].${k}'.`, { param: `tools[${i}].${k}`, code: 'unsupported_parameter' });
+        }
+        if (!F.filterObject && t.allowed_tools != null && !Array.isArray(t.allowed_tools)) {
+          throw new OpenAIError(400, `Invalid type for 'tools[${i}].allowed_tools': expected an array of strings.`, { param: `tools[${i}].allowed_tools`, code: 'invalid_type' });
+        }
         validateMcpTool(t, i);
         if (labels.has(t.server_label)) {
           throw new OpenAIError(400, `Duplicate MCP server_label '${t.server_label}' in tools.`, { param: `tools[${i}].server_label`, code: 'invalid_value' });
@@ -714,7 +743,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
         reply = `I cannot call ${choice.missing}: it is not among the available tools.`;
       } else {
         const def = available.find((s) => s.label === choice.label).def;
-        if (needsApproval(def.require_approval, choice.tool)) {
+        if (F.approval && needsApproval(def.require_approval, choice.tool)) {
           const ar = { id: rid('mcpr_'), type: 'mcp_approval_request', arguments: JSON.stringify(choice.args), name: choice.tool.name, server_label: choice.label };
           approvals.set(ar.id, ar);
           output.push(ar);
@@ -762,7 +791,7 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
 
   const server = http.createServer(async (req, res) => {
     const body = await readBody(req);
-    const rec = record(requests, history, 'openai', req, body);
+    const rec = record(requests, history, flavor, req, body);
     captureResponse(req, res, rec);
     const reqId = rid('req_', 16);
     // The real API's edge sets a bot-management cookie on every answer.
@@ -772,7 +801,13 @@ export async function startOpenAIEmulator({ keys = [], delayMs = 100 } = {}) {
       sendJson(res, e.status, oaiErrorBody(e), baseHeaders);
     };
     try {
-      const path = rec.path;
+      // The flavor's root is mapped onto OpenAI's `/v1`; Azure's dated root needs api-version.
+      const root = F.roots.find((r) => rec.path.startsWith(`${r}/`));
+      if (root === '/openai' && !new URL(req.url, 'http://x').searchParams.get('api-version')) {
+        throw new OpenAIError(404, 'Resource not found', { code: '404' });
+      }
+      const path = root === undefined ? rec.path : `/v1${rec.path.slice(root.length)}`;
+      if (root === undefined && flavor !== 'openai') throw new OpenAIError(404, `Invalid URL (${req.method} ${rec.path})`);
       const route =
         path === '/v1/responses' ? 'responses'
           : path === '/v1/responses/input_tokens' ? 'input_tokens'
@@ -1201,23 +1236,240 @@ export async function startAnthropicEmulator({ keys = [], delayMs = 100, allowIn
   };
 }
 
+// ---------------------------------------------------------------------------
+// Gemini (Interactions API)
+
+class GoogleError extends Error {
+  constructor(code, status, message) {
+    super(message);
+    Object.assign(this, { code, status });
+  }
+}
+
+const googleErrorBody = (e) => ({ error: { code: e.code, message: e.message, status: e.status } });
+
+/** The last user text of an Interactions `input` (a string, content list or turn list). */
+function userTextOfInteraction(input) {
+  if (typeof input === 'string') return input;
+  if (!Array.isArray(input)) return '';
+  let text = '';
+  for (const item of input) {
+    if (!isObj(item)) continue;
+    if (item.type === 'text' && typeof item.text === 'string') text = item.text;
+    if (item.role === 'user' || item.type === 'user_input') {
+      const c = item.content;
+      if (typeof c === 'string') text = c;
+      else if (Array.isArray(c)) text = c.filter((p) => p?.type === 'text').map((p) => p.text).join(' ');
+    }
+  }
+  return text;
+}
+
+/**
+ * Starts the Gemini emulator: `POST /v1beta/interactions` (and `/v1/...`, the
+ * @google/genai 3.x default) with `mcp_server` tools it really connects to,
+ * key in `x-goog-api-key` (or `?key=`), Google's error shape, and the steps
+ * SSE sequence (interaction.created, interaction.status_update, step.start /
+ * step.delta / step.stop per step, interaction.completed, `event: done`).
+ * @param {{keys?: Iterable<string>, delayMs?: number}} opts
+ */
+export async function startGeminiEmulator({ keys = [], delayMs = 100 } = {}) {
+  const validKeys = new Set(keys);
+  const requests = [];
+  const history = [];
+
+  function checkKey(req) {
+    const key = req.headers['x-goog-api-key'] ?? new URL(req.url, 'http://x').searchParams.get('key');
+    if (typeof key !== 'string' || !key) {
+      throw new GoogleError(403, 'PERMISSION_DENIED', "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.");
+    }
+    if (!validKeys.has(key)) throw new GoogleError(400, 'INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.');
+  }
+
+  const invalid = (message) => new GoogleError(400, 'INVALID_ARGUMENT', message);
+
+  /** Validates `tools[type=mcp_server]` entries; returns their specs. */
+  function mcpSpecs(tools) {
+    if (tools == null) return [];
+    if (!Array.isArray(tools)) throw invalid("Invalid value at 'tools': expected a list.");
+    const names = new Set();
+    const specs = [];
+    tools.forEach((t, i) => {
+      if (!isObj(t) || typeof t.type !== 'string') throw invalid(`Invalid value at 'tools[${i}].type'.`);
+      if (t.type !== 'mcp_server') return;
+      for (const k of Object.keys(t)) {
+        if (!['type', 'name', 'url', 'headers', 'allowed_tools'].includes(k)) throw invalid(`Unknown name "${k}" at 'tools[${i}]': Cannot find field.`);
+      }
+      if (typeof t.name !== 'string' || !t.name) throw invalid(`tools[${i}].name is required.`);
+      if (names.has(t.name)) throw invalid(`Duplicate MCP server name '${t.name}'.`);
+      names.add(t.name);
+      let u;
+      try {
+        u = new URL(t.url);
+      } catch {
+        throw invalid(`Invalid value at 'tools[${i}].url': a valid URL is required.`);
+      }
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw invalid(`Invalid value at 'tools[${i}].url'.`);
+      if (t.headers != null && (!isObj(t.headers) || Object.values(t.headers).some((v) => typeof v !== 'string'))) {
+        throw invalid(`Invalid value at 'tools[${i}].headers': expected a map of strings.`);
+      }
+      const at = t.allowed_tools;
+      if (at != null && (!Array.isArray(at) || at.some((e) => !isObj(e) || (e.tools != null && (!Array.isArray(e.tools) || e.tools.some((n) => typeof n !== 'string')))))) {
+        throw invalid(`Invalid value at 'tools[${i}].allowed_tools'.`);
+      }
+      // An entry without `tools` allows every tool; an absent list allows every tool.
+      const allowed = at == null || at.some((e) => e.tools == null) ? null : new Set(at.flatMap((e) => e.tools));
+      specs.push({ name: t.name, url: t.url, headers: t.headers ?? {}, allowed });
+    });
+    return specs;
+  }
+
+  async function createInteraction(body) {
+    if (typeof body.model !== 'string' && typeof body.agent !== 'string') throw invalid('model is required.');
+    if (body.input == null) throw invalid('input is required.');
+    const specs = mcpSpecs(body.tools);
+    const available = [];
+    for (const sp of specs) {
+      let session;
+      try {
+        session = await mcpSession(sp.url, sp.headers);
+        const all = await session.listTools();
+        available.push({ label: sp.name, spec: sp, tools: all.filter((t) => sp.allowed === null || sp.allowed.has(t.name)) });
+      } catch (e) {
+        throw invalid(`Failed to connect to MCP server '${sp.name}'${e.status ? ` (HTTP ${e.status})` : ''}.`);
+      } finally {
+        await session?.close();
+      }
+    }
+    const text = userTextOfInteraction(body.input);
+    const steps = [];
+    let reply;
+    const choice = available.length ? chooseTool(available, text) : null;
+    if (!choice) reply = `Echo: ${text}`;
+    else if (choice.missing) reply = `I cannot call ${choice.missing}: it is not among the available tools.`;
+    else {
+      const sp = available.find((s) => s.label === choice.label).spec;
+      const call = { type: 'mcp_server_tool_call', id: rid('call_', 8), name: choice.tool.name, server_name: sp.name, arguments: choice.args };
+      steps.push(call);
+      let session;
+      let out;
+      try {
+        session = await mcpSession(sp.url, sp.headers);
+        const r = await session.callTool(choice.tool.name, choice.args);
+        out = textOfToolResult(r);
+      } catch (e) {
+        out = `MCP server error: ${e.status ? `HTTP ${e.status}` : e.message}`;
+      } finally {
+        await session?.close();
+      }
+      steps.push({ type: 'mcp_server_tool_result', call_id: call.id, name: call.name, server_name: sp.name, result: [{ type: 'text', text: out }] });
+      reply = `Result of ${call.name} on ${sp.name}: ${out}`;
+    }
+    steps.push({ type: 'model_output', content: [{ type: 'text', text: reply }] });
+    const inTok = approxTokens(body.input) + approxTokens(body.tools ?? []);
+    const outTok = approxTokens(steps);
+    const now = new Date().toISOString();
+    return {
+      id: rid('v1_', 12), object: 'interaction', status: 'completed', model: body.model, created: now, updated: now,
+      steps, usage: { total_input_tokens: inTok, total_output_tokens: outTok, total_tokens: inTok + outTok },
+    };
+  }
+
+  function interactionEvents(it) {
+    const frames = [];
+    const ev = (type, data) => frames.push(`event: ${type}\ndata: ${JSON.stringify({ ...data, event_type: type })}\n\n`);
+    const head = { id: it.id, status: 'in_progress', object: 'interaction', model: it.model };
+    ev('interaction.created', { interaction: head });
+    ev('interaction.status_update', { interaction_id: it.id, status: 'in_progress' });
+    it.steps.forEach((step, index) => {
+      if (step.type === 'model_output') {
+        ev('step.start', { index, step: { type: 'model_output' } });
+        for (const t of splitText(step.content[0].text)) ev('step.delta', { index, delta: { type: 'text', text: t } });
+      } else {
+        ev('step.start', { index, step });
+      }
+      ev('step.stop', { index });
+    });
+    ev('interaction.completed', { interaction: { ...head, status: 'completed', usage: it.usage } });
+    frames.push('event: done\ndata: [DONE]\n\n');
+    return frames;
+  }
+
+  const server = http.createServer(async (req, res) => {
+    const body = await readBody(req);
+    const rec = record(requests, history, 'gemini', req, body);
+    captureResponse(req, res, rec);
+    const baseHeaders = { 'x-goog-request-id': rid('', 8) };
+    try {
+      const m = /^\/(v1beta|v1)\/(interactions|models)$/.exec(rec.path);
+      if (!m) throw new GoogleError(404, 'NOT_FOUND', `Method not found: ${req.method} ${rec.path}`);
+      checkKey(req);
+      const want = m[2] === 'interactions' ? 'POST' : 'GET';
+      if (req.method !== want) throw new GoogleError(404, 'NOT_FOUND', `Method not found: ${req.method} ${rec.path}`);
+      if (m[2] === 'models') return sendJson(res, 200, { models: [{ name: 'models/gemini-3-flash-preview' }] }, baseHeaders);
+      let json;
+      try {
+        json = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw invalid('Invalid JSON payload received.');
+      }
+      if (!isObj(json)) throw invalid('Invalid JSON payload received.');
+      const it = await createInteraction(json);
+      reportUsage(rec, it.usage.total_input_tokens, it.usage.total_output_tokens, it.steps, 'server_name', 'mcp_server_tool_call');
+      if (json.stream === true) return streamSse(res, interactionEvents(it), delayMs, baseHeaders);
+      return sendJson(res, 200, it, baseHeaders);
+    } catch (e) {
+      if (!(e instanceof GoogleError)) e = new GoogleError(500, 'INTERNAL', `Internal error: ${e?.message}`);
+      sendJson(res, e.code, googleErrorBody(e), baseHeaders);
+    }
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    history,
+    keys: validKeys,
+    requestsTo(path) {
+      return requests.filter((r) => r.path === path);
+    },
+    reset() {
+      requests.length = 0;
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
 /** Starts both emulators. */
 export async function startProviders({ openaiKeys = [], anthropicKeys = [], delayMs = 100 } = {}) {
   const openai = await startOpenAIEmulator({ keys: openaiKeys, delayMs });
   const anthropic = await startAnthropicEmulator({ keys: anthropicKeys, delayMs });
+  const xai = await startOpenAIEmulator({ delayMs, flavor: 'xai' });
+  const groq = await startOpenAIEmulator({ delayMs, flavor: 'groq' });
+  const azure = await startOpenAIEmulator({ delayMs, flavor: 'azure' });
+  const gemini = await startGeminiEmulator({ delayMs });
+  const each = [openai, anthropic, xai, groq, azure, gemini];
   return {
     openai,
     anthropic,
-    /** Every request either emulator received since the last reset(). */
-    all: () => [...openai.requests, ...anthropic.requests],
-    /** Every request either emulator ever received. */
-    history: () => [...openai.history, ...anthropic.history],
+    xai,
+    groq,
+    azure,
+    gemini,
+    /** Every request any emulator received since the last reset(). */
+    all: () => each.flatMap((e) => e.requests),
+    /** Every request any emulator ever received. */
+    history: () => each.flatMap((e) => e.history),
     reset() {
-      openai.reset();
-      anthropic.reset();
+      for (const e of each) e.reset();
     },
     async close() {
-      await Promise.all([openai.close(), anthropic.close()]);
+      await Promise.all(each.map((e) => e.close()));
     },
   };
 }
