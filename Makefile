@@ -32,8 +32,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# The worker bundle; wrangler's [build] step calls this too (a no-op when fresh).
-worker: build/worker/shim.mjs
+# The worker bundle and its static assets; wrangler's [build] step calls this
+# too (a no-op when fresh).
+worker: build/worker/shim.mjs build/console/admin/openapi.json
+
+# Static assets (binding ASSETS): the admin console and the OpenAPI document,
+# served under /admin/ by the worker (src/shell/console.rs).
+CONSOLE_SOURCES := $(wildcard console/*) docs/openapi.json
+
+build/console/admin/openapi.json: $(CONSOLE_SOURCES)
+	@rm -rf build/console && mkdir -p build/console/admin
+	cp console/* build/console/admin/
+	node -e 'JSON.parse(require("fs").readFileSync("docs/openapi.json","utf8"))'
+	cp docs/openapi.json $@
 
 # worker-build keeps the wasm names section (for stack traces); the deployed bundle
 # does not need it: dropping it saves ~40 KB gzip.

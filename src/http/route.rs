@@ -16,6 +16,10 @@ pub enum Rewrite {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminRoute {
+    /// `/admin/tenants?limit=&cursor=`: GET, one page of tenant ids.
+    Tenants,
+    /// `/admin/openapi.json`: GET, the OpenAPI document of the admin API.
+    OpenApi,
     /// `/admin/tenants/{id}`: PUT, GET, DELETE.
     Tenant { tenant: String },
     /// `/admin/tenants/{id}/keys`: POST, GET.
@@ -37,6 +41,40 @@ pub enum OAuthAction {
     Status,
     /// `DELETE .../oauth`: forget the tokens.
     Disconnect,
+}
+
+/// The admin console's files (static assets under `/admin/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleAsset {
+    /// `/admin/` (also `/admin/index.html`).
+    Page,
+    /// `/admin/console.js`.
+    Script,
+    /// `/admin/console.css`.
+    Style,
+}
+
+impl ConsoleAsset {
+    /// The asset for a request path, if it is one of the console's files.
+    #[must_use]
+    pub fn of(path: &str) -> Option<Self> {
+        match path {
+            "/admin/" | "/admin/index.html" => Some(Self::Page),
+            "/admin/console.js" => Some(Self::Script),
+            "/admin/console.css" => Some(Self::Style),
+            _ => None,
+        }
+    }
+
+    /// The path to ask the assets binding for (`/admin/` serves `admin/index.html`).
+    #[must_use]
+    pub const fn asset_path(self) -> &'static str {
+        match self {
+            Self::Page => "/admin/",
+            Self::Script => "/admin/console.js",
+            Self::Style => "/admin/console.css",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +115,8 @@ pub enum Route {
     },
     /// `GET /oauth/callback`: the authorization server's redirect (public).
     OAuthCallback,
+    /// `GET /admin/`, `/admin/console.js`, `/admin/console.css`: the admin console.
+    Console(ConsoleAsset),
     /// `/mcp/{tenant}/{server}`: the MCP relay (GET, POST, DELETE).
     Relay {
         tenant: String,
@@ -145,6 +185,22 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
             _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
         };
     }
+    if let Some(route) = match path {
+        "/admin/tenants" => Some(AdminRoute::Tenants),
+        "/admin/openapi.json" => Some(AdminRoute::OpenApi),
+        _ => None,
+    } {
+        return match m {
+            Method::Get => Ok(Route::Admin { route, method: m }),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
+        };
+    }
+    if let Some(asset) = ConsoleAsset::of(path) {
+        return match m {
+            Method::Get => Ok(Route::Console(asset)),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
+        };
+    }
     if let Some(rest) = path.strip_prefix("/admin/tenants/") {
         return classify_admin(m, rest);
     }
@@ -209,8 +265,11 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
         | (AdminRoute::OAuth { action: OAuthAction::Connect, .. }, Method::Post)
         | (AdminRoute::OAuth { action: OAuthAction::Status, .. }, Method::Get)
         | (AdminRoute::OAuth { action: OAuthAction::Disconnect, .. }, Method::Delete) => true,
+        (AdminRoute::Tenants | AdminRoute::OpenApi, Method::Get) => true,
         (
-            AdminRoute::Tenant { .. }
+            AdminRoute::Tenants
+            | AdminRoute::OpenApi
+            | AdminRoute::Tenant { .. }
             | AdminRoute::Keys { .. }
             | AdminRoute::Key { .. }
             | AdminRoute::Usage { .. }
@@ -356,6 +415,28 @@ mod tests {
         assert_eq!(status("GET", "/admin/tenants/acme/mcp_servers/crm"), 404);
         assert_eq!(classify("GET", "/oauth/callback").unwrap(), Route::OAuthCallback);
         assert_eq!(status("POST", "/oauth/callback"), 405);
+    }
+
+    #[test]
+    fn list_openapi_and_console_routes() {
+        assert_eq!(
+            classify("GET", "/admin/tenants").unwrap(),
+            Route::Admin { route: AdminRoute::Tenants, method: Method::Get }
+        );
+        assert_eq!(
+            classify("GET", "/admin/openapi.json").unwrap(),
+            Route::Admin { route: AdminRoute::OpenApi, method: Method::Get }
+        );
+        assert_eq!(status("POST", "/admin/tenants"), 405);
+        assert_eq!(status("DELETE", "/admin/openapi.json"), 405);
+        assert_eq!(classify("GET", "/admin/").unwrap(), Route::Console(ConsoleAsset::Page));
+        assert_eq!(classify("GET", "/admin/index.html").unwrap(), Route::Console(ConsoleAsset::Page));
+        assert_eq!(classify("GET", "/admin/console.js").unwrap(), Route::Console(ConsoleAsset::Script));
+        assert_eq!(classify("GET", "/admin/console.css").unwrap(), Route::Console(ConsoleAsset::Style));
+        assert_eq!(status("POST", "/admin/"), 405);
+        for p in ["/admin/tenants/", "/admin/x.js", "/admin/console.js/", "/admin//"] {
+            assert_ne!(status("GET", p), 200, "{p}");
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@ use crate::crypto::{new_gateway_key, sha256_hex};
 use crate::http::error::GatewayError;
 use crate::http::route::{AdminRoute, Method};
 use crate::stream::usage::{day_of, is_day, Usage};
+use crate::http::route::query_param;
 use crate::tenant::input::parse_tenant;
+use crate::tenant::keep;
+use crate::tenant::listing;
 use crate::tenant::storage::{self, KeyEntry, TenantRecord};
 
 /// Admin bodies are small; anything larger is a mistake.
@@ -36,11 +39,29 @@ fn tenant_not_found(id: &str) -> GatewayError {
 pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Method) -> Result<Response, GatewayError> {
     let store = kv::store(env)?;
     match (route, method) {
+        (AdminRoute::Tenants, _) => {
+            let url = req.inner().url();
+            let q = listing::parse_query(
+                query_param(&url, "limit").as_deref(),
+                query_param(&url, "cursor").as_deref(),
+            )?;
+            let (keys, next, complete) = kv::list(&store, storage::tenant_prefix(), q.limit, q.cursor).await?;
+            Ok(json_response(200, &listing::page_view(&keys, next, complete)))
+        }
+        (AdminRoute::OpenApi, _) => super::console::openapi(env).await,
         (AdminRoute::Tenant { tenant }, Method::Put) => {
             let body = read_body(&mut req).await?;
             let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;
             let master = super::env::master_key(env)?;
             let existing: Option<TenantRecord> = kv::get_json(&store, &storage::tenant_key(&tenant)).await?;
+            if keep::wants_stored(&parsed) {
+                let old = existing
+                    .as_ref()
+                    .map(|r| storage::open_tenant(&master, &tenant, &r.tenant, true, true, true))
+                    .transpose()
+                    .map_err(|_| super::internal("opening stored tenant secrets failed"))?;
+                keep::keep_stored(&mut parsed, old.as_ref())?;
+            }
             let retired = super::oauth::assign_credentials(&master, &tenant, &mut parsed, existing.as_ref())?;
             let stored = storage::seal_tenant(&master, &tenant, &parsed)
                 .map_err(|_| super::internal("sealing tenant secrets failed"))?;
@@ -139,7 +160,7 @@ fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let now = js_sys::Date::now() as u64;
     let url = req.inner().url();
-    let get = |name: &str| crate::http::route::query_param(&url, name);
+    let get = |name: &str| query_param(&url, name);
     let to = get("to").unwrap_or_else(|| day_of(now));
     let from = get("from").unwrap_or_else(|| day_of(now.saturating_sub(30 * 86_400_000)));
     for (name, v) in [("from", &from), ("to", &to)] {

@@ -32,3 +32,23 @@ pub async fn apply(kv: &KvStore, ops: Vec<KvOp>) -> Result<(), GatewayError> {
     }
     Ok(())
 }
+
+/// One page of the keys under `prefix`: `(names, next cursor, list complete)`.
+/// A cursor KV rejects is the caller's mistake (400), not an outage.
+pub async fn list(
+    kv: &KvStore,
+    prefix: &str,
+    limit: u32,
+    cursor: Option<String>,
+) -> Result<(Vec<String>, Option<String>, bool), GatewayError> {
+    let had_cursor = cursor.is_some();
+    let mut req = kv.list().prefix(prefix.to_string()).limit(u64::from(limit));
+    if let Some(c) = cursor {
+        req = req.cursor(c);
+    }
+    match req.execute().await {
+        Ok(page) => Ok((page.keys.into_iter().map(|k| k.name).collect(), page.cursor, page.list_complete)),
+        Err(_) if had_cursor => Err(crate::tenant::listing::bad_cursor()),
+        Err(_) => Err(super::internal("KV list failed")),
+    }
+}

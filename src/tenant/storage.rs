@@ -29,6 +29,18 @@ pub fn tenant_key(tenant_id: &str) -> String {
     format!("{TENANT_PREFIX}{tenant_id}")
 }
 
+/// The prefix every [`tenant_key`] starts with: listing it lists the tenants.
+#[must_use]
+pub const fn tenant_prefix() -> &'static str {
+    TENANT_PREFIX
+}
+
+/// The tenant id of a [`tenant_key`]; `None` for any other key.
+#[must_use]
+pub fn tenant_id_of(key: &str) -> Option<&str> {
+    key.strip_prefix(TENANT_PREFIX).filter(|id| !id.is_empty())
+}
+
 /// `gk:{sha256_hex(gateway key)}` → [`GatewayKeyRecord`].
 #[must_use]
 pub fn gateway_key(sha256_hex: &str) -> String {
@@ -446,6 +458,16 @@ mod tests {
         assert_eq!(ops[0], KvOp::Delete { key: "gk:ab".into() });
         let ops = plan_delete_tenant("acme", &rec);
         assert_eq!(ops, vec![KvOp::Delete { key: "gk:ab".into() }, KvOp::Delete { key: "tenant:acme".into() }]);
+    }
+
+    #[test]
+    fn tenant_prefix_lists_exactly_tenant_keys() {
+        let key = tenant_key("acme");
+        assert!(key.starts_with(tenant_prefix()));
+        assert_eq!(tenant_id_of(&key), Some("acme"));
+        assert_eq!(tenant_id_of(&gateway_key("ab")), None);
+        assert_eq!(tenant_id_of(&oauth_token_key("acme", "crm", "c")), None);
+        assert_eq!(tenant_id_of(tenant_prefix()), None);
     }
 
     #[test]
