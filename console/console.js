@@ -1,8 +1,8 @@
 // mcpgate admin console: one module, no build step, no third-party code.
 //
 // Rules this file keeps (the page runs under a CSP of 'self' only):
-//  - every value from the API is rendered as text (textContent / text nodes,
-//    attribute values through setAttribute); never innerHTML;
+//  - every value from the API is rendered as text (text nodes, textContent,
+//    attribute values through setAttribute); no markup is ever parsed from data;
 //  - the admin token lives in sessionStorage only, is sent as a bearer
 //    header, and never appears in a URL;
 //  - secrets are write-only: the API shows them as "[redacted]", the form
