@@ -1,5 +1,5 @@
 //! Pure routing: method + path → [`Route`]. Unknown paths and wrong methods
-//! become the contract's JSON errors, never the runtime's plain text.
+//! become JSON errors in the route's shape (`http::error`), never the runtime's plain text.
 
 use crate::http::error::{GatewayError, Shape};
 use crate::provider::Provider;

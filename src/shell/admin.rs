@@ -1,5 +1,5 @@
-//! Admin API I/O (contract: "Admin API"). Decisions live in
-//! `config::input` and `kv_schema`; this file reads, writes and answers.
+//! Admin API I/O (README "Admin API", docs/openapi.json). Decisions live in
+//! `tenant::input`, `tenant::keep`, `tenant::listing` and `tenant::storage`; this file reads, writes and answers.
 
 use serde_json::json;
 use worker::{Env, Request, Response};
@@ -7,9 +7,9 @@ use worker::{Env, Request, Response};
 use super::kv;
 use crate::crypto::{new_gateway_key, sha256_hex};
 use crate::http::error::GatewayError;
+use crate::http::route::query_param;
 use crate::http::route::{AdminRoute, Method};
 use crate::stream::usage::{day_of, is_day, Usage};
-use crate::http::route::query_param;
 use crate::tenant::input::parse_tenant;
 use crate::tenant::keep;
 use crate::tenant::listing;
@@ -41,10 +41,8 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
     match (route, method) {
         (AdminRoute::Tenants, _) => {
             let url = req.inner().url();
-            let q = listing::parse_query(
-                query_param(&url, "limit").as_deref(),
-                query_param(&url, "cursor").as_deref(),
-            )?;
+            let q =
+                listing::parse_query(query_param(&url, "limit").as_deref(), query_param(&url, "cursor").as_deref())?;
             let (keys, next, complete) = kv::list(&store, storage::tenant_prefix(), q.limit, q.cursor).await?;
             Ok(json_response(200, &listing::page_view(&keys, next, complete)))
         }

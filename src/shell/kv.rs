@@ -1,4 +1,4 @@
-//! Thin adapter over the `GATEWAY_KV` binding. Keys come from `kv_schema` only.
+//! Thin adapter over the `GATEWAY_KV` binding. Keys come from `tenant::storage` only.
 
 use serde::de::DeserializeOwned;
 use worker::{kv::KvStore, Env};
