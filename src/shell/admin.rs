@@ -43,7 +43,7 @@ pub async fn handle(mut req: Request, env: &Env, route: AdminRoute, method: Meth
             let url = req.inner().url();
             let q =
                 listing::parse_query(query_param(&url, "limit").as_deref(), query_param(&url, "cursor").as_deref())?;
-            let (keys, next, complete) = kv::list(&store, storage::tenant_prefix(), q.limit, q.cursor).await?;
+            let (keys, next, complete) = kv::list(env, storage::tenant_prefix(), q.limit, q.cursor).await?;
             Ok(json_response(200, &listing::page_view(&keys, next, complete)))
         }
         (AdminRoute::OpenApi, _) => super::console::openapi(env).await,

@@ -23,20 +23,25 @@ pub async fn openapi(env: &Env) -> Result<Response, GatewayError> {
 }
 
 async fn fetch_asset(env: &Env, path: &str) -> Result<Response, GatewayError> {
-    let assets = env.assets(ASSETS_BINDING).map_err(|_| super::internal("ASSETS binding is missing"))?;
-    // The assets binding resolves the path only; the host is a placeholder.
-    let mut resp = assets
-        .fetch(format!("https://assets.invalid{path}"), None)
+    let mut pairs = vec![("content-type".to_string(), content_type(path).to_string())];
+    pairs.extend(console_headers().iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
+    let headers = super::new_headers(&pairs).map_err(|_| super::internal("console headers are invalid"))?;
+    let answer = wasm_bindgen_futures::JsFuture::from(serve_asset(env.as_ref(), ASSETS_BINDING, path, &headers.0))
         .await
-        .map_err(|_| super::internal("reading a static asset failed"))?;
-    if resp.status_code() != 200 {
+        .map_err(|_| super::internal("reading a static asset failed (is the ASSETS binding configured?)"))?;
+    if answer.is_null() {
         return Err(super::internal("a console asset is missing (was the console built?)"));
     }
-    let body = resp.bytes().await.map_err(|_| super::internal("reading a static asset failed"))?;
-    let headers = worker::Headers::new();
-    let _ = headers.set("content-type", content_type(path));
-    for (k, v) in console_headers() {
-        let _ = headers.set(k, v);
-    }
-    Ok(Response::builder().with_status(200).with_headers(headers).fixed(body))
+    Ok(Response::from(web_sys::Response::from(answer)))
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/assets.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = serveAsset)]
+    fn serve_asset(
+        env: &wasm_bindgen::JsValue,
+        binding: &str,
+        path: &str,
+        headers: &web_sys::Headers,
+    ) -> js_sys::Promise;
 }

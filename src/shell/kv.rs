@@ -36,19 +36,35 @@ pub async fn apply(kv: &KvStore, ops: Vec<KvOp>) -> Result<(), GatewayError> {
 /// One page of the keys under `prefix`: `(names, next cursor, list complete)`.
 /// A cursor KV rejects is the caller's mistake (400), not an outage.
 pub async fn list(
-    kv: &KvStore,
+    env: &Env,
     prefix: &str,
     limit: u32,
     cursor: Option<String>,
 ) -> Result<(Vec<String>, Option<String>, bool), GatewayError> {
-    let had_cursor = cursor.is_some();
-    let mut req = kv.list().prefix(prefix.to_string()).limit(u64::from(limit));
-    if let Some(c) = cursor {
-        req = req.cursor(c);
+    #[derive(serde::Deserialize)]
+    struct Page {
+        keys: Vec<String>,
+        cursor: Option<String>,
+        complete: bool,
     }
-    match req.execute().await {
-        Ok(page) => Ok((page.keys.into_iter().map(|k| k.name).collect(), page.cursor, page.list_complete)),
+    let had_cursor = cursor.is_some();
+    let promise = list_keys(env.as_ref(), super::env::KV_BINDING, prefix, limit, cursor.as_deref().unwrap_or(""));
+    match wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(text) => {
+            let page: Page = text
+                .as_string()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .ok_or_else(|| super::internal("KV list answer does not parse"))?;
+            Ok((page.keys, page.cursor, page.complete))
+        }
         Err(_) if had_cursor => Err(crate::tenant::listing::bad_cursor()),
         Err(_) => Err(super::internal("KV list failed")),
     }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/kv_list.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = listKeys)]
+    fn list_keys(env: &wasm_bindgen::JsValue, binding: &str, prefix: &str, limit: u32, cursor: &str)
+        -> js_sys::Promise;
 }

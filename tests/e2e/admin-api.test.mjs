@@ -92,6 +92,26 @@ test('admin token required; other methods are 405', async () => {
   assert.equal(r.headers.get('allow'), 'GET');
 });
 
+test('PUT with a secret sent as "[redacted]" keeps the stored one; with nothing stored it is a 400 naming the field', async () => {
+  const key = stack.openaiKey('keep');
+  await gw.putTenant('keep', { providers: { openai: { api_key: key } } });
+  const gk = (await gw.createKey('keep')).key;
+  const view = (await gw.getTenant('keep')).json;
+  assert.equal(view.providers.openai.api_key, '[redacted]');
+  // Send the GET view back (minus its id), as the console does.
+  const { id, ...body } = view;
+  assert.equal(id, 'keep');
+  await gw.putTenant('keep', { ...body, rate_limit: { requests_per_minute: 50 } });
+  const r = await gw.request('POST', '/openai/v1/responses', {
+    headers: { authorization: `Bearer ${gk}` }, body: { model: 'gpt-4.1', input: 'hi' },
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(stack.openaiEmu.requests.at(-1).headers.authorization, `Bearer ${key}`, 'the stored key was kept');
+  const bad = await gw.admin('PUT', '/admin/tenants/keep', { providers: { anthropic: { api_key: '[redacted]' } } });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.json.error.param, 'providers.anthropic.api_key');
+});
+
 test('docs/openapi.json is a valid OpenAPI 3.1 document', () => {
   assert.equal(OPENAPI.openapi, '3.1.0');
   assert.deepEqual(validateDocument(), []);
