@@ -3,7 +3,7 @@
 
 SHELL := bash
 .DEFAULT_GOAL := build
-.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke load fuzz reseal
+.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke load fuzz reseal chromium deploy deploy-check
 
 CARGO_BIN := $(HOME)/.cargo/bin
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -32,8 +32,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# The worker bundle; wrangler's [build] step calls this too (a no-op when fresh).
-worker: build/worker/shim.mjs
+# The worker bundle and its static assets; wrangler's [build] step calls this
+# too (a no-op when fresh).
+worker: build/worker/shim.mjs build/console/admin/openapi.json
+
+# Static assets (binding ASSETS): the admin console and the OpenAPI document,
+# served under /admin/ by the worker (src/shell/console.rs).
+CONSOLE_SOURCES := $(wildcard console/*) docs/openapi.json
+
+build/console/admin/openapi.json: $(CONSOLE_SOURCES)
+	@rm -rf build/console && mkdir -p build/console/admin
+	cp console/* build/console/admin/
+	node -e 'JSON.parse(require("fs").readFileSync("docs/openapi.json","utf8"))'
+	cp docs/openapi.json $@
 
 # worker-build keeps the wasm names section (for stack traces); the deployed bundle
 # does not need it: dropping it saves ~40 KB gzip.
@@ -50,15 +61,38 @@ unit: node-deps
 	cargo test --locked
 	npm run --silent unit:js
 
-e2e: build
+e2e: build chromium
 	npm run --silent e2e
 
-test: deps unit e2e bench-smoke
+test: deps unit e2e bench-smoke deploy-check
 
-lint:
+# The console's browser test (tests/e2e/console.test.mjs) drives Debian's
+# Chromium through playwright-core; nothing is downloaded by npm.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y chromium || { $$SUDO apt-get update && $$SUDO apt-get install -y chromium; }; }
+
+lint: rust-tools
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --locked -- -D warnings
+
+# Proves the Worker deploys without a Cloudflare account: the upload wrangler
+# would make, written to .wrangler/deploy-check, and its size.
+deploy-check: build
+	@set -o pipefail; rm -rf .wrangler/deploy-check; \
+	  npx wrangler deploy --dry-run --outdir .wrangler/deploy-check 2>&1 | tee .wrangler/deploy-check.log \
+	  | grep -E "Total Upload|assets directory|exiting now"
+	@ls -l .wrangler/deploy-check/*.wasm .wrangler/deploy-check/*.js | awk '{print "  " $$5 " bytes  " $$9}'
+
+# Deploys to the Cloudflare account wrangler is logged in to (docs/deploy.md).
+# DEPLOY_FLAGS passes more to wrangler, e.g. --secrets-file or --var.
+DEPLOY_FLAGS ?=
+deploy: build
+	npx wrangler deploy $(DEPLOY_FLAGS)
 
 size: build
 	@rm -rf .wrangler/dry-run && npx wrangler deploy --dry-run --outdir .wrangler/dry-run 2>&1 | grep -iE "upload|gzip" || true

@@ -12,7 +12,8 @@
 //! - `/mcp/{tenant}/{server}`: the MCP [`relay`] (capability token, tool
 //!   policy, the real credential swapped in);
 //! - `/oauth/callback` and the OAuth admin calls: [`oauth`];
-//! - `/admin/*`: the admin API over [`tenant`].
+//! - `/admin/*`: the admin API over [`tenant`], and the admin console's
+//!   static files (`/admin/`, served from the `ASSETS` binding).
 //!
 //! Everything but `shell` is the pure core: it compiles and is tested
 //! natively. `shell` is the thin worker-facing layer (KV, fetch, streams,

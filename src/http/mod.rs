@@ -3,6 +3,7 @@
 //! and the one log line written per request.
 
 pub mod auth;
+pub mod console;
 pub mod encoding;
 pub mod error;
 pub mod forwarded;

@@ -11,6 +11,10 @@ use crate::tenant::is_valid_name;
 /// One admin operation: route and method together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminOp {
+    /// `GET /admin/tenants?limit=&cursor=`: one page of tenant ids.
+    ListTenants,
+    /// `GET /admin/openapi.json`: the OpenAPI document of the admin API.
+    OpenApi,
     /// `PUT /admin/tenants/{id}`.
     PutTenant { tenant: String },
     /// `GET /admin/tenants/{id}`.
@@ -45,7 +49,7 @@ impl AdminOp {
             | Self::DeleteKey { tenant, .. }
             | Self::Usage { tenant }
             | Self::OAuth { tenant, .. } => Some(tenant),
-            Self::Reseal { .. } => None,
+            Self::ListTenants | Self::OpenApi | Self::Reseal { .. } => None,
         }
     }
 
@@ -62,6 +66,8 @@ impl AdminOp {
             | Self::ListKeys { .. }
             | Self::Usage { .. }
             | Self::OAuth { .. }
+            | Self::ListTenants
+            | Self::OpenApi
             | Self::Reseal { .. } => None,
         }
     }
@@ -76,6 +82,41 @@ pub enum OAuthAction {
     Status,
     /// `DELETE .../oauth`: forget the tokens.
     Disconnect,
+}
+
+/// The admin console's files (static assets under `/admin/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleAsset {
+    /// `/admin/` (also `/admin/index.html`).
+    Page,
+    /// `/admin/console.js`.
+    Script,
+    /// `/admin/console.css`.
+    Style,
+}
+
+impl ConsoleAsset {
+    /// The asset for a request path, if it is one of the console's files
+    /// (matched exactly, before canonicalization: `/admin/` ends in a slash).
+    #[must_use]
+    pub fn of(path: &str) -> Option<Self> {
+        match path {
+            "/admin/" | "/admin/index.html" => Some(Self::Page),
+            "/admin/console.js" => Some(Self::Script),
+            "/admin/console.css" => Some(Self::Style),
+            _ => None,
+        }
+    }
+
+    /// The path to ask the assets binding for (`/admin/` serves `admin/index.html`).
+    #[must_use]
+    pub const fn asset_path(self) -> &'static str {
+        match self {
+            Self::Page => "/admin/",
+            Self::Script => "/admin/console.js",
+            Self::Style => "/admin/console.css",
+        }
+    }
 }
 
 /// HTTP methods the gateway tells apart.
@@ -139,6 +180,8 @@ pub enum Route {
     },
     /// `GET /oauth/callback`: the authorization server's redirect (public).
     OAuthCallback,
+    /// `GET /admin/`, `/admin/console.js`, `/admin/console.css`: the admin console.
+    Console(ConsoleAsset),
     /// `/mcp/{tenant}/{server}`: the MCP relay.
     Relay {
         tenant: String,
@@ -165,6 +208,12 @@ pub fn shape_of(path: &str) -> Shape {
 /// 404 for unknown or non-canonical paths, 405 for wrong methods, 400 for invalid tenant ids.
 pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
     let m = Method::parse(method);
+    if let Some(asset) = ConsoleAsset::of(path) {
+        return match m {
+            Method::Get => Ok(Route::Console(asset)),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
+        };
+    }
     let path = canonical(path).map_err(|_| GatewayError::not_found())?;
     if path == "/healthz" {
         return match m {
@@ -182,6 +231,17 @@ pub fn classify(method: &str, path: &str) -> Result<Route, GatewayError> {
     if path == "/oauth/callback" {
         return match m {
             Method::Get => Ok(Route::OAuthCallback),
+            _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
+        };
+    }
+    let read_only = match path.as_str() {
+        "/admin/tenants" => Some(AdminOp::ListTenants),
+        "/admin/openapi.json" => Some(AdminOp::OpenApi),
+        _ => None,
+    };
+    if let Some(op) = read_only {
+        return match m {
+            Method::Get => Ok(Route::Admin(op)),
             _ => Err(GatewayError::MethodNotAllowed { allowed: "GET" }),
         };
     }
@@ -433,6 +493,22 @@ mod tests {
         );
         assert_eq!(status("DELETE", "/admin/maintenance/reseal"), 405);
         assert_eq!(status("POST", "/admin/maintenance/other"), 404);
+    }
+
+    #[test]
+    fn list_openapi_and_console_routes() {
+        assert_eq!(classify("GET", "/admin/tenants").unwrap(), Route::Admin(AdminOp::ListTenants));
+        assert_eq!(classify("GET", "/admin/openapi.json").unwrap(), Route::Admin(AdminOp::OpenApi));
+        assert_eq!(status("POST", "/admin/tenants"), 405);
+        assert_eq!(status("DELETE", "/admin/openapi.json"), 405);
+        assert_eq!(classify("GET", "/admin/").unwrap(), Route::Console(ConsoleAsset::Page));
+        assert_eq!(classify("GET", "/admin/index.html").unwrap(), Route::Console(ConsoleAsset::Page));
+        assert_eq!(classify("GET", "/admin/console.js").unwrap(), Route::Console(ConsoleAsset::Script));
+        assert_eq!(classify("GET", "/admin/console.css").unwrap(), Route::Console(ConsoleAsset::Style));
+        assert_eq!(status("POST", "/admin/"), 405);
+        for p in ["/admin/tenants/", "/admin/x.js", "/admin/console.js/", "/admin//"] {
+            assert_ne!(status("GET", p), 200, "{p}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Admin API I/O. Decisions live in `tenant::input` and `tenant::storage`;
-//! this file reads, writes and answers.
+//! Admin API I/O (README "Admin API", docs/openapi.json). Decisions live in
+//! `tenant::input`, `tenant::keep`, `tenant::listing` and `tenant::storage`; this
+//! file reads, writes and answers.
 
 use serde_json::json;
 use worker::{Env, Request, Response};
@@ -7,9 +8,11 @@ use worker::{Env, Request, Response};
 use super::kv;
 use crate::crypto::{new_gateway_key, sha256_hex};
 use crate::http::error::GatewayError;
-use crate::http::route::AdminOp;
+use crate::http::route::{query_param, AdminOp};
 use crate::stream::usage::{day_of, is_day, Usage};
 use crate::tenant::input::parse_tenant;
+use crate::tenant::keep;
+use crate::tenant::listing;
 use crate::tenant::storage::{self, KeyEntry, TenantRecord};
 
 /// Admin bodies are small; anything larger is a mistake.
@@ -47,11 +50,27 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
     let store = kv::store(env)?;
     match op {
         AdminOp::Reseal { write } => super::maintenance::handle(&req, env, write).await,
+        AdminOp::ListTenants => {
+            let url = req.inner().url();
+            let q =
+                listing::parse_query(query_param(&url, "limit").as_deref(), query_param(&url, "cursor").as_deref())?;
+            let (keys, next, complete) = kv::list(env, storage::tenant_list_prefix(), q.limit, q.cursor).await?;
+            Ok(json_response(200, &listing::page_view(&keys, next, complete)))
+        }
+        AdminOp::OpenApi => super::console::openapi(env).await,
         AdminOp::PutTenant { tenant } => {
             let body = read_body(&mut req).await?;
             let mut parsed = parse_tenant(&body, super::env::parse_options(env))?;
             let master = super::env::master_key(env)?;
             let existing: Option<TenantRecord> = kv::get_json(&store, &storage::tenant_key(&tenant)).await?;
+            if keep::wants_stored(&parsed) {
+                let old = existing
+                    .as_ref()
+                    .map(|r| storage::open_tenant(&master, &tenant, &r.tenant, storage::Opening::Everything))
+                    .transpose()
+                    .map_err(|_| super::internal("opening stored tenant secrets failed"))?;
+                keep::keep_stored(&mut parsed, old.as_ref())?;
+            }
             let retired = super::oauth::assign_credentials(&master, &tenant, &mut parsed, existing.as_ref())?;
             let stored = storage::seal_tenant(&master, &tenant, &parsed)
                 .map_err(|_| super::internal("sealing tenant secrets failed"))?;
@@ -147,7 +166,7 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
 fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
     let now = super::clock::now_ms();
     let url = req.inner().url();
-    let get = |name: &str| crate::http::route::query_param(&url, name);
+    let get = |name: &str| query_param(&url, name);
     let to = get("to").unwrap_or_else(|| day_of(now));
     let from = get("from").unwrap_or_else(|| day_of(now.saturating_sub(30 * 86_400_000)));
     for (name, v) in [("from", &from), ("to", &to)] {

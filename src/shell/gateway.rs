@@ -111,6 +111,12 @@ async fn dispatch(
             auth::check_admin(&header_pairs(req.headers()), &token)?;
             super::admin::handle(req, env, op).await.map(Handled::Plain)
         }
+        Route::Console(asset) => {
+            // The console is part of the admin API: off when ADMIN_TOKEN is unset.
+            log.route = "admin.console".into();
+            env::admin_token(env).ok_or_else(GatewayError::not_found)?;
+            super::console::serve(env, asset).await.map(Handled::Plain)
+        }
         Route::Provider { provider, method, upstream_path, treatment } => {
             log.provider = Some(provider.name());
             log.route = format!("{}.{}", provider.name(), treatment.label());

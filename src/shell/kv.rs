@@ -1,4 +1,4 @@
-//! Thin adapter over the `GATEWAY_KV` binding. Keys come from `kv_schema` only.
+//! Thin adapter over the `GATEWAY_KV` binding. Keys come from `tenant::storage` only.
 
 use serde::de::DeserializeOwned;
 use worker::{kv::KvStore, Env};
@@ -39,4 +39,40 @@ pub async fn apply(kv: &KvStore, mut ops: Vec<KvOp>) -> Result<(), GatewayError>
     let first = futures_util::future::join_all(ops.into_iter().map(|op| apply_one(kv, op))).await;
     first.into_iter().collect::<Result<Vec<()>, _>>()?;
     apply_one(kv, last).await
+}
+
+/// One page of the keys under `prefix`: `(names, next cursor, list complete)`.
+/// A cursor KV rejects is the caller's mistake (400), not an outage.
+pub async fn list(
+    env: &Env,
+    prefix: &str,
+    limit: u32,
+    cursor: Option<String>,
+) -> Result<(Vec<String>, Option<String>, bool), GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        keys: Vec<String>,
+        cursor: Option<String>,
+        complete: bool,
+    }
+    let had_cursor = cursor.is_some();
+    let promise = list_keys(env.as_ref(), super::env::KV_BINDING, prefix, limit, cursor.as_deref().unwrap_or(""));
+    match wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(text) => {
+            let page: Page = text
+                .as_string()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .ok_or_else(|| super::internal("KV list answer does not parse"))?;
+            Ok((page.keys, page.cursor, page.complete))
+        }
+        Err(_) if had_cursor => Err(crate::tenant::listing::bad_cursor()),
+        Err(_) => Err(super::internal("KV list failed")),
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/kv_list.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = listKeys)]
+    fn list_keys(env: &wasm_bindgen::JsValue, binding: &str, prefix: &str, limit: u32, cursor: &str)
+        -> js_sys::Promise;
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod body;
 mod clock;
+mod console;
 mod env;
 mod gateway;
 mod kv;

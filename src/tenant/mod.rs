@@ -5,6 +5,8 @@
 //! exist here inside [`Secret`].
 
 pub mod input;
+pub mod keep;
+pub mod listing;
 pub mod reseal;
 pub mod storage;
 

@@ -621,6 +621,8 @@ mod tests {
         assert_eq!(tenant_id_of_key("gk:ab"), None);
         assert_eq!(tenant_id_of_key("tenant:a b"), None);
         assert!(tenant_key("x").starts_with(tenant_list_prefix()));
+        assert_eq!(tenant_id_of_key(&oauth_token_key("acme", "crm", "c")), None);
+        assert_eq!(tenant_id_of_key(tenant_list_prefix()), None);
     }
 
     #[test]

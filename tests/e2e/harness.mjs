@@ -26,6 +26,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startProviders } from '../emulators/provider.mjs';
 import { startMcpServer } from '../emulators/mcp-server.mjs';
+import { checkAdminResponse } from './openapi.mjs';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -160,8 +161,8 @@ function relocatedConfig(configPath) {
   for (const line of readFileSync(configPath, 'utf8').split('\n')) {
     if (/^\s*\[/.test(line)) inBuild = /^\s*\[build\]\s*$/.test(line);
     if (inBuild) continue;
-    const m = /^main\s*=\s*"([^"]+)"/.exec(line);
-    out.push(m ? `main = ${JSON.stringify(path.resolve(dir, m[1]))}` : line);
+    const m = /^(main|directory)\s*=\s*"([^"]+)"/.exec(line);
+    out.push(m ? `${m[1]} = ${JSON.stringify(path.resolve(dir, m[2]))}` : line);
   }
   return out.join('\n');
 }
@@ -333,8 +334,13 @@ export async function startGateway({ openaiBaseUrl, anthropicBaseUrl, vars = {},
     return { status: res.status, headers: res.headers, text, json };
   }
 
-  const admin = (method, p, body, { token = adminToken, fetchImpl } = {}) =>
-    request(method, p, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, body, fetchImpl });
+  /** An admin call; every answer is checked against docs/openapi.json (a mismatch fails the test). */
+  const admin = async (method, p, body, { token = adminToken, fetchImpl } = {}) => {
+    const r = await request(method, p, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, body, fetchImpl });
+    const problems = checkAdminResponse(method, p, r);
+    assert.deepEqual(problems, [], `${method} ${p} → ${r.status} does not match docs/openapi.json`);
+    return r;
+  };
 
   const gw = {
     url,

@@ -4,7 +4,9 @@
 //  - RFC 8414 metadata at /.well-known/oauth-authorization-server
 //  - RFC 7591 dynamic client registration at /register
 //  - /authorize: checks client, redirect URI, PKCE S256 parameters and auto-approves
-//    (302 back to the redirect URI with code and state; or error=access_denied when told to)
+//    (302 back to the redirect URI with code and state; or error=access_denied when told to);
+//    with `consent: true` it shows a consent page instead, an HTML form whose Approve / Deny
+//    buttons POST to /authorize/decision, which redirects the same way
 //  - /token: authorization_code (PKCE verified, single-use codes), refresh_token (rotation
 //    on every use; reusing a rotated token is detected and revokes the whole family) and
 //    client_credentials; client_secret_basic / client_secret_post / public clients; never
@@ -46,7 +48,8 @@ function send(res, status, obj, headers = {}) {
  * @param {{accessTtlSec?: number, tokenDelayMs?: number, rotate?: boolean, issParameter?: boolean,
  *          onIssue?: (value: string, kind: string) => void}} opts
  */
-export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rotate = true, issParameter = false, onIssue = () => {} } = {}) {
+export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rotate = true, issParameter = false, onIssue = () => {}, consent = false } = {}) {
+  const pendingConsents = new Map(); // request id -> authorization parameters, until the user decides
   const clients = new Map(); // client_id -> {client_id, client_secret?, redirect_uris, token_endpoint_auth_method, grant_types}
   const codes = new Map(); // code -> {client_id, redirect_uri, challenge, resource, scope, expires, used}
   const access = new Map(); // token -> {client_id, resource, scope, expires, family, revoked}
@@ -223,13 +226,43 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       res.writeHead(400, { 'content-type': 'text/plain' });
       return res.end('invalid client or redirect_uri');
     }
+    if (!consent) return decide(p, c, true, res);
+    const id = rand('req_');
+    pendingConsents.set(id, p);
+    const esc = (v) => String(v).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`<!doctype html><html><head><meta charset="utf-8"><title>Authorize access</title></head><body>
+<h1>Authorize access</h1>
+<p>The application <strong id="client">${esc(c.client_id)}</strong> asks for access${p.scope ? ` to <code>${esc(p.scope)}</code>` : ''}.</p>
+<form method="post" action="/authorize/decision">
+<input type="hidden" name="request_id" value="${esc(id)}">
+<button type="submit" name="decision" value="approve" id="approve">Approve</button>
+<button type="submit" name="decision" value="deny" id="deny">Deny</button>
+</form></body></html>`);
+  }
+
+  /** The user's answer on the consent page. */
+  async function decision(req, res) {
+    const form = new URLSearchParams(await readBody(req));
+    const p = pendingConsents.get(form.get('request_id') ?? '');
+    pendingConsents.delete(form.get('request_id') ?? '');
+    const c = p && clients.get(p.client_id);
+    if (!p || !c) {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      return res.end('unknown or used authorization request');
+    }
+    return decide(p, c, form.get('decision') === 'approve', res);
+  }
+
+  /** Redirects back to the client with a code, or with an error. */
+  function decide(p, c, approved, res) {
     const back = new URL(p.redirect_uri);
     back.searchParams.set('state', p.state ?? '');
     if (issParameter) back.searchParams.set('iss', issuer());
     const badPkce = p.code_challenge_method !== 'S256' || !/^[A-Za-z0-9_-]{43}$/.test(p.code_challenge ?? '');
     if (p.response_type !== 'code' || badPkce) {
       back.searchParams.set('error', 'invalid_request');
-    } else if (denyNext) {
+    } else if (denyNext || !approved) {
       denyNext = false;
       back.searchParams.set('error', 'access_denied');
     } else {
@@ -264,6 +297,7 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       }
       if (req.method === 'POST' && url.pathname === '/register') return register(await readBody(req), res);
       if (req.method === 'GET' && url.pathname === '/authorize') return authorize(url, res);
+      if (req.method === 'POST' && url.pathname === '/authorize/decision') return await decision(req, res);
       if (req.method === 'POST' && url.pathname === '/token') return await token(req, res);
       send(res, 404, { error: 'not_found' });
     } catch (e) {
