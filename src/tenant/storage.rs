@@ -384,6 +384,7 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
         "mcp_servers": servers,
         "allow_unmanaged_mcp_servers": stored.allow_unmanaged_mcp_servers,
         "rate_limit": stored.rate_limit_rpm.map(|n| json!({"requests_per_minute": n})),
+        "unknown_routes": stored.unknown_routes,
     })
 }
 
