@@ -98,7 +98,7 @@ size: build
 	@rm -rf .wrangler/dry-run && npx wrangler deploy --dry-run --outdir .wrangler/dry-run 2>&1 | grep -iE "upload|gzip" || true
 	@ls -l build/worker/*.wasm && gzip -9c build/worker/*.wasm | wc -c | sed 's/^/wasm gzip bytes: /'
 
-# Benchmarks (issue 5), see bench/run.mjs. `bench` writes bench/results.md and
+# Benchmarks, see bench/run.mjs. `bench` writes bench/results.md and
 # bench/latency.png (installs wrk via apt and matplotlib into bench/.venv);
 # `bench-smoke` runs the same harness on tiny settings into bench/.smoke/.
 BENCH_SH := bash bench/bench.sh
@@ -109,7 +109,7 @@ bench: build
 bench-smoke: build
 	$(BENCH_SH) smoke
 
-# Reliability (issue 6). `load`: the long load test (tests/load/load.test.mjs:
+# Reliability. `load`: the long load test (tests/load/load.test.mjs:
 # >= 1000 concurrent SSE streams per round, good and bad requests at saturation,
 # every byte checked). `fuzz`: the property tests of the rewriters and scrubber
 # with a long budget (FUZZ_CASES cases each; `make test` runs them with 256).

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mcpgate benchmark harness (issue 5). Run through `make bench` / `make bench-smoke`
+// mcpgate benchmark harness. Run through `make bench` / `make bench-smoke`
 // (bench/bench.sh), which build the worker and the upstream emulator first.
 //
 //   node bench/run.mjs --mode full|smoke --out DIR

@@ -1,6 +1,6 @@
 //! Every error the gateway itself answers, and the one table that maps each
 //! to a status and to the OpenAI and Anthropic wire shapes
-//! (contract: "Errors made by the gateway").
+//! (README "Errors").
 //!
 //! Messages are written by the gateway only: they name fields and servers,
 //! never a secret, an upstream body or an inner error's `Debug`.
@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::provider::table::Family;
 use crate::provider::Provider;
 
-/// One variant per row of the contract's error table (plus later rows for
+/// One variant per row of the error table (plus later rows for
 /// OAuth and rate limits). `message` texts are safe to show to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
@@ -98,7 +98,7 @@ impl GatewayError {
         Self::NotFound { message: "Unknown route.".into() }
     }
 
-    /// The contract's error table.
+    /// The error table (README "Errors").
     #[must_use]
     pub fn wire(&self) -> Wire {
         let (status, openai_type, openai_code, anthropic_type, should_retry) = match self {
@@ -334,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn table_matches_contract() {
+    fn table_matches_the_documented_table() {
         let got: Vec<(u16, &str, &str)> = all()
             .iter()
             .map(|e| {

@@ -1,5 +1,5 @@
 //! Header policy between the client, the gateway and the provider
-//! (contract: "Provider routes"). Pure: headers are `(lowercase name, value)` pairs.
+//! (docs/routes.md, "Headers"). Pure: headers are `(lowercase name, value)` pairs.
 //!
 //! Invariant: the gateway key never leaves, in either header the SDKs use.
 

@@ -1,5 +1,5 @@
-//! The `oauth2` credential type of an MCP server (issue "OAuth for MCP
-//! servers"; contract: "OAuth credentials") and its admin-input parsing.
+//! The `oauth2` credential type of an MCP server (docs/oauth.md) and its
+//! admin-input parsing.
 //!
 //! The gateway is the OAuth client: it turns this config into an access token
 //! before a request is rewritten. Errors name the field path and never quote

@@ -1,4 +1,4 @@
-//! Discovery for the connect flow (provider-wire-formats §3, "Authorization"):
+//! Discovery for the connect flow (MCP "Authorization", docs/oauth.md):
 //! the MCP server's 401 `WWW-Authenticate` challenge (RFC 9728 §5.1),
 //! protected-resource metadata (RFC 9728), authorization-server metadata
 //! (RFC 8414 / OpenID Connect discovery), dynamic client registration
@@ -237,7 +237,7 @@ pub fn check_response_iss(iss: Option<&str>, expected: Option<&str>, required: b
 }
 
 /// Whether the gateway may fetch `raw` (metadata, token and registration
-/// endpoints): the contract's rule for MCP server URLs, `https://` or, when
+/// endpoints): the rule for MCP server URLs, `https://` or, when
 /// insecure URLs are allowed, loopback `http://`. No userinfo, no fragment.
 #[must_use]
 pub fn is_fetchable(raw: &str, allow_insecure: bool) -> bool {

@@ -1,5 +1,4 @@
-//! OAuth for MCP servers (issue "OAuth for MCP servers"; contract: "OAuth
-//! credentials"). The gateway is the OAuth client of each tenant's `oauth2`
+//! OAuth for MCP servers (docs/oauth.md). The gateway is the OAuth client of each tenant's `oauth2`
 //! servers: it connects them (discovery, registration, PKCE), keeps their
 //! tokens fresh and single-flights refreshes in one Durable Object per
 //! credential, and hands the request rewriters plain bearer tokens.

@@ -1,5 +1,5 @@
 //! Token endpoint requests and answers (RFC 6749 §3.2, §4.1.3, §4.4, §6;
-//! RFC 8707; provider-wire-formats §4), and the expiry rule of the contract
+//! RFC 8707; docs/oauth.md), and the expiry rule of docs/oauth.md
 //! ("OAuth credentials": a cached token is used while it has more than
 //! min(60 s, lifetime / 2) left).
 //!
@@ -57,7 +57,7 @@ impl std::fmt::Debug for TokenRequest {
 use super::urls::{encode, form};
 
 /// Builds the token request. `scope` and `resource` are sent whenever set
-/// (contract); a client without a secret sends only `client_id`; a secret is
+/// (docs/oauth.md); a client without a secret sends only `client_id`; a secret is
 /// sent by exactly one method, never both (RFC 6749 §2.3.1).
 #[must_use]
 pub fn build_request(
@@ -243,7 +243,7 @@ pub const fn margin_ms(lifetime_ms: u64) -> u64 {
 }
 
 /// Whether a token issued with `lifetime_ms` and expiring at `expires_at_ms`
-/// may still be used at `now_ms` (contract: more than the margin left).
+/// may still be used at `now_ms` (more than the margin left).
 #[must_use]
 pub const fn is_fresh(now_ms: u64, expires_at_ms: u64, lifetime_ms: u64) -> bool {
     expires_at_ms > now_ms && expires_at_ms - now_ms > margin_ms(lifetime_ms)
@@ -377,7 +377,7 @@ mod tests {
     }
 
     #[test]
-    fn expiry_uses_the_contract_margin() {
+    fn expiry_uses_the_documented_margin() {
         // Long-lived: 60 s margin.
         assert_eq!(margin_ms(3_600_000), 60_000);
         assert!(is_fresh(0, 60_001, 3_600_000));

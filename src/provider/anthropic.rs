@@ -1,6 +1,6 @@
-//! Anthropic Messages API request rewrite (contract: "Provider routes",
+//! Anthropic Messages API request rewrite (README "Using it from an app",
 //! `POST /anthropic/v1/messages` and `.../count_tokens`; wire format:
-//! provider-wire-formats §2.2, §2.3, §6.5–6.6).
+//! docs/routes.md).
 //!
 //! Completes every `mcp_servers[]` entry whose `name` is a managed server (`url`,
 //! `authorization_token`), enforces the tenant's allowed tools in the MCP beta
@@ -93,7 +93,7 @@ pub fn rewrite_messages(
         ));
     }
     let unchanged = || AnthropicRewrite { body: None, beta: None, injected: Vec::new() };
-    // `tools` is checked on every request (contract: wrong type → 400), even
+    // `tools` is checked on every request (wrong type → 400), even
     // when no MCP server is named.
     let tools = match top.get_raw_non_null("tools") {
         Some(raw) => Some(read_tools(array_of(raw, "tools")?)?),

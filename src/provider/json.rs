@@ -1,5 +1,5 @@
 //! Strict JSON checking and raw splicing for the rewritten routes
-//! (contract: "Errors made by the gateway" → "Strictness on the rewritten routes").
+//! (README "Errors", strictness on the rewritten routes).
 //!
 //! [`check_strict`] rejects what a provider's parser might read differently from
 //! ours: anything but one JSON object, invalid UTF-8, duplicate keys at any depth.

@@ -1,5 +1,5 @@
-//! `OpenAI` Responses API request rewrite (contract: "Provider routes",
-//! `POST /openai/v1/responses`; wire format: provider-wire-formats §1.2).
+//! `OpenAI` Responses API request rewrite (`POST /openai/v1/responses` and the
+//! Responses-shaped routes of docs/routes.md; wire details in docs/providers.md).
 //!
 //! Completes every `tools[]` entry of `type: "mcp"` whose `server_label` names a
 //! managed server: `server_url`, credentials, `allowed_tools` and

@@ -1,4 +1,4 @@
-//! Typed access to the worker's vars and secrets (contract: "Worker bindings").
+//! Typed access to the worker's vars and secrets (README "Configuration").
 
 use worker::Env;
 

@@ -462,7 +462,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_contract_example() {
+    fn parses_the_readme_example() {
         let t = parse(
             r#"{"providers":{"openai":{"api_key":"sk-1"},"anthropic":{"api_key":"sk-ant-1"}},
             "mcp_servers":{"crm":{"url":"https://mcp.example.com/mcp","auth":{"type":"bearer","token":"t0k"},

@@ -1,7 +1,7 @@
-// Bad-input corpus (issue 6): a table of malformed, hostile and edge-case
+// Bad-input corpus: a table of malformed, hostile and edge-case
 // requests over every route — the rewritten routes, pass-through, admin and
 // healthz — through the real gateway. Each case asserts the exact status and
-// wire shape of the contract's error table ("Errors made by the gateway",
+// wire shape of the error table (README "Errors",
 // "Strictness on the rewritten routes"): OpenAI `{"error":{message,type,param,
 // code}}` / Anthropic `{"type":"error","error":{type,message}}`, and
 // `x-should-retry: false` on every 4xx the gateway makes. A request the gateway
@@ -619,7 +619,7 @@ test('bad admin payloads → 400 naming the field; nothing stored', async () => 
     ['nesting 10 000 deep', `{"providers":${deep(10_000, '{"a":', '}').replace(/\{"a":\}/, '{"a":1}')}}`, undefined],
     ['unknown top-level field', { colour: 'blue' }, '$'],
     ['providers = []', { providers: [] }, 'providers'],
-    // serde reads a struct from a JSON array too; the contract wants the type checked.
+    // serde reads a struct from a JSON array too; the type must be checked.
     ['providers.openai = ["sk-…"] (array for an object)', { providers: { openai: ['sk-array-key-1'] } }, 'providers.openai'],
     ['server = [url, auth] (array for an object)', { mcp_servers: { s: [url, { type: 'none' }] } }, 'mcp_servers.s'],
     ['auth = ["bearer", token] (array for an object)', srv({ auth: ['bearer', 'array-token-1'] }), 'mcp_servers.s.auth'],

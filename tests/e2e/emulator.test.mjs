@@ -29,7 +29,7 @@ before(async () => {
   open = await startMcpServer({ name: 'public', auth: { type: 'none' } });
   oa = new OpenAI({ baseURL: `${p.openai.url}/v1`, apiKey: OKEY, maxRetries: 0 });
   // The Anthropic SDK 1.x sends its apiKey as `Authorization: Bearer`; the
-  // emulator, like the contract's upstream, wants `x-api-key`.
+  // emulator, like the real API, wants `x-api-key`.
   an = new Anthropic({ baseURL: p.anthropic.url, apiKey: null, defaultHeaders: { 'x-api-key': AKEY }, maxRetries: 0 });
 });
 

@@ -1,4 +1,4 @@
-// Every row of the contract's error table, in both wire shapes, through the
+// Every row of the error table (README "Errors"), in both wire shapes, through the
 // real gateway. Each rejected request must reach neither provider nor MCP server.
 // This gateway runs with a small MAX_BODY_BYTES to test 413 cheaply; the
 // upstream-unreachable rows run last, after the emulators are shut down.

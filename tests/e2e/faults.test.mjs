@@ -1,4 +1,4 @@
-// Upstream faults and client disconnects through the real gateway (issue 6),
+// Upstream faults and client disconnects through the real gateway,
 // against the provider emulators' fault modes (tests/emulators/faults.mjs):
 //
 //  - provider 4xx/5xx/429 answers pass through unchanged (status, body bytes,

@@ -3,7 +3,7 @@
 // client sees, and checks that no test secret leaks (responses, KV files on
 // disk, the runtime log).
 //
-// The gateway is started exactly as the contract says `make build` allows:
+// The gateway is started exactly as the README says `make build` allows:
 //   npx wrangler dev --ip 127.0.0.1 --port PORT --persist-to DIR \
 //     --var OPENAI_BASE_URL:... --var ANTHROPIC_BASE_URL:... \
 //     --var ADMIN_TOKEN:... --var MASTER_KEY:... --var ALLOW_INSECURE_MCP_URLS:true

@@ -1,4 +1,4 @@
-// Tenant isolation under concurrency (issue 6): a randomized population of
+// Tenant isolation under concurrency: a randomized population of
 // tenants whose MCP server labels overlap (every tenant has its own `crm`, many
 // share `docs`, …), whose servers are shared or private, whose credentials are
 // bearer tokens or header values, some sharing a provider key and each with two

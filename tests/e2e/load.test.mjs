@@ -1,4 +1,4 @@
-// Load through the real gateway (issue 6): many concurrent SSE streams held
+// Load through the real gateway: many concurrent SSE streams held
 // open at once through wrangler dev and workerd, every byte checked, and a mix
 // of good and bad requests from many tenants fired while the streams are held,
 // with nothing crossing between tenants.

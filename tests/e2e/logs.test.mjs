@@ -1,4 +1,4 @@
-// Issue 7, structured logs: every request this file makes -- admin, health,
+// Structured logs: every request this file makes -- admin, health,
 // both providers, JSON and SSE, pass-through, upstream errors, every kind of
 // error the gateway answers itself, a rate-limited request, a cancelled stream
 // -- has exactly one JSON line in the runtime's log (wrangler's output, where

@@ -1,5 +1,4 @@
-// OAuth for MCP servers through the real gateway (issue "OAuth for MCP
-// servers"; contract: "OAuth credentials"): the connect flow from admin link
+// OAuth for MCP servers through the real gateway (docs/oauth.md): the connect flow from admin link
 // to stored tokens, tool calls across several access-token expiries, the
 // single-flight refresh (20 concurrent requests, one token-endpoint call,
 // against an authorization server that revokes reused refresh tokens),
@@ -121,7 +120,7 @@ async function whoami(server, client = oai) {
   return JSON.parse(call.output).credential_fingerprint;
 }
 
-/** The 424 the contract fixes for a server that must be reconnected. */
+/** The 424 docs/oauth.md fixes for a server that must be reconnected. */
 function assertReconnect(e, server, shape) {
   assert.equal(e.status, 424, String(e));
   assert.equal(e.headers?.get?.('x-should-retry') ?? e.headers?.['x-should-retry'], 'false');

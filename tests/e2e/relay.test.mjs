@@ -1,4 +1,4 @@
-// The MCP relay end to end (issue 8): providers reach relay-mode MCP servers
+// The MCP relay end to end: providers reach relay-mode MCP servers
 // through `/mcp/{tenant}/{server}` with short-lived capability tokens; the
 // gateway swaps in the real credential, enforces the tool list and streams
 // the answers back. The provider emulator connects to the relay URL it is

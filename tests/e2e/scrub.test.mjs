@@ -1,4 +1,4 @@
-// Issue 7, scrubbing: an MCP tool that echoes the credentials it received
+// Scrubbing: an MCP tool that echoes the credentials it received
 // (`echo_auth`, a misbehaving tool) is called through the gateway with both
 // providers, JSON and SSE, bearer and header credentials, with the provider's
 // answer written whole or in small pieces (so the secret crosses network

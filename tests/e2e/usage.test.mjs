@@ -1,4 +1,4 @@
-// Issue 7, metering and rate limits: after a known sequence of requests
+// Metering and rate limits: after a known sequence of requests
 // against the emulators (which record the usage each answer reported),
 // `GET /admin/tenants/{id}/usage` shows exact counts -- requests, input/output
 // tokens from JSON and SSE answers of both providers, MCP tool calls per

@@ -1,7 +1,7 @@
 // Reading the gateway's structured request log out of the captured `wrangler dev`
 // output (README "Logs, usage and rate limits"): one JSON line per request,
 // interleaved with wrangler's own lines. Used by logs.test.mjs and, as a closing
-// check, by the other files of issue 7 (usage, scrub).
+// check, by the other files (usage, scrub).
 
 import assert from 'node:assert/strict';
 

@@ -1,4 +1,4 @@
-// Fault modes of the provider emulators (reliability tests, issue 6).
+// Fault modes of the provider emulators (reliability tests).
 //
 // A request selects a fault with the header `x-emu-fault: <mode>` or with a
 // model named `fault-<mode>`; `x-emu-tag: <tag>` names the answer so a test

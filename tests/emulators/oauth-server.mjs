@@ -1,5 +1,5 @@
 // An OAuth 2.1 authorization server for the end-to-end tests, behaving like a
-// real one as described in docs/provider-wire-formats.md §3–4:
+// real one as docs/oauth.md describes it:
 //
 //  - RFC 8414 metadata at /.well-known/oauth-authorization-server
 //  - RFC 7591 dynamic client registration at /register

@@ -1,7 +1,7 @@
 // OpenAI, Anthropic, xAI, Groq, Azure OpenAI and Gemini API emulators for the end-to-end tests.
 //
 // Each emulator is a node:http server on 127.0.0.1 (random port) that behaves
-// like the real API as described in docs/provider-wire-formats.md: it checks
+// like the real API as docs/providers.md describes it: it checks
 // the provider key and required headers, validates the request body, answers
 // with the real JSON and SSE shapes (with real delays between stream events),
 // and for MCP tools it really connects to the MCP server named in the request

@@ -1,4 +1,4 @@
-//! Connect-flow discovery I/O (provider-wire-formats §3): the MCP server's
+//! Connect-flow discovery I/O (docs/oauth.md): the MCP server's
 //! 401 challenge → RFC 9728 protected-resource metadata → RFC 8414
 //! authorization-server metadata, and RFC 7591 registration. Parsing and
 //! every decision are in `crate::oauth::metadata`; this file only fetches.

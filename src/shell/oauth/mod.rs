@@ -1,4 +1,4 @@
-//! OAuth on the worker side (contract: "OAuth credentials").
+//! OAuth on the worker side (docs/oauth.md).
 //!
 //! - Request path: [`resolve_tokens`] turns each `oauth2` server a request
 //!   names into a bearer token before the rewrite: the KV cache first (one
@@ -87,7 +87,7 @@ fn reply_error(server: &str, reply: Reply) -> GatewayError {
 }
 
 /// Replaces every `oauth2` server the request body names in `policy` by a
-/// bearer token, or fails with the contract's 424 / 502 naming the server.
+/// bearer token, or fails with the documented 424 / 502 naming the server.
 /// Servers the request does not name are left alone (and cost nothing).
 pub async fn resolve_tokens(
     env: &Env,
