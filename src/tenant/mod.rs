@@ -6,6 +6,8 @@
 
 pub mod input;
 pub mod storage;
+pub mod users;
+mod users_input;
 
 use std::collections::BTreeMap;
 
@@ -120,6 +122,10 @@ pub struct Tenant {
     /// Requests per minute across the tenant's provider routes; `None` = unlimited.
     pub rate_limit_rpm: Option<u32>,
     pub unknown_routes: UnknownRoutes,
+    /// Servers marked `per_user`, by name: their `auth` above holds no
+    /// credential (bearer, headers) or only the OAuth client (oauth2); each
+    /// user's credential is found per request (`users`).
+    pub per_user: BTreeMap<String, users::PerUser>,
 }
 
 /// `true` for names of tenants, servers: 1–64 chars of `[A-Za-z0-9_-]`.
