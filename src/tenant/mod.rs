@@ -7,7 +7,8 @@
 pub mod input;
 pub mod storage;
 pub mod users;
-mod users_input;
+pub mod users_input;
+pub mod users_store;
 
 use std::collections::BTreeMap;
 
