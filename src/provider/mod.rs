@@ -4,6 +4,7 @@ pub mod anthropic;
 pub mod batches;
 pub mod json;
 pub mod multipart;
+pub mod omit;
 pub mod openai;
 pub mod refs;
 pub mod routes;
