@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::input::{invalid, parse_auth, parse_record, ParseOptions};
-use super::users::{OnMissing, PerUser, UserCredential, UserCredentialKind};
+use super::users::{KeyScope, OnMissing, PerUser, UserCredential, UserCredentialKind, UserId};
 use super::{McpAuth, McpMode};
 use crate::http::error::GatewayError;
 use crate::oauth::config::{parse_oauth2, Grant};
@@ -92,6 +92,35 @@ pub fn parse_user_credential(body: &[u8], expected: UserCredentialKind) -> Resul
     Ok(got)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyRequest {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    act_as_users: Option<bool>,
+}
+
+/// The body of `POST /admin/tenants/{id}/keys`: empty or `{}` (a tenant-wide
+/// key), `{"user": "u-123"}` (that user's key) or `{"act_as_users": true}`.
+///
+/// # Errors
+/// A 400 naming the field.
+pub fn parse_key_request(body: &[u8]) -> Result<KeyScope, GatewayError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(KeyScope::Tenant);
+    }
+    crate::provider::json::check_strict(body)?;
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::bad_request("Request body is not valid UTF-8."))?;
+    let raw: RawKeyRequest = parse_record(text, "$")?;
+    match (raw.user, raw.act_as_users.unwrap_or(false)) {
+        (Some(_), true) => Err(invalid("act_as_users", "a user's key cannot act as other users")),
+        (Some(u), false) => UserId::parse(&u, "user").map(KeyScope::User),
+        (None, true) => Ok(KeyScope::ActAsUsers),
+        (None, false) => Ok(KeyScope::Tenant),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +175,20 @@ mod tests {
         // A bearer server without a token is still refused unless it is per user.
         let body = r#"{"mcp_servers":{"s":{"url":"https://a.example","auth":{"type":"bearer"}}}}"#;
         assert!(parse(body).is_err());
+    }
+
+    #[test]
+    fn key_requests() {
+        assert_eq!(parse_key_request(b"").unwrap(), KeyScope::Tenant);
+        assert_eq!(parse_key_request(b" {} ").unwrap(), KeyScope::Tenant);
+        assert_eq!(parse_key_request(br#"{"act_as_users":true}"#).unwrap(), KeyScope::ActAsUsers);
+        assert_eq!(parse_key_request(br#"{"act_as_users":false}"#).unwrap(), KeyScope::Tenant);
+        assert!(matches!(parse_key_request(br#"{"user":"u-1"}"#).unwrap(), KeyScope::User(u) if u.as_str() == "u-1"));
+        assert_eq!(param(parse_key_request(br#"{"user":"u 1"}"#).unwrap_err()), "user");
+        assert_eq!(param(parse_key_request(br#"{"user":"u","act_as_users":true}"#).unwrap_err()), "act_as_users");
+        assert!(parse_key_request(br#"{"users":"u"}"#).is_err());
+        assert!(parse_key_request(br#"{"act_as_users":"yes"}"#).is_err());
+        assert!(parse_key_request(b"[]").is_err());
     }
 
     #[test]
