@@ -135,13 +135,9 @@ impl GatewayError {
                 Some(false),
             ),
             Self::McpOAuthUnavailable { .. } => (502, "api_error", None, "api_error", None),
-            Self::McpUserConnectRequired { .. } => (
-                424,
-                "invalid_request_error",
-                Some("mcp_user_connect_required"),
-                "invalid_request_error",
-                Some(false),
-            ),
+            Self::McpUserConnectRequired { .. } => {
+                (424, "invalid_request_error", Some("mcp_user_connect_required"), "invalid_request_error", Some(false))
+            }
             Self::UserForbidden { .. } => {
                 (403, "permission_error", Some("user_not_allowed"), "permission_error", Some(false))
             }

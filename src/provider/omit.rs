@@ -28,8 +28,7 @@ pub fn omit_servers(rewrite: Rewrite, body: &[u8], servers: &[String]) -> Result
     let mut top = json::strict_object(body)?;
     match rewrite {
         Rewrite::Responses => drop_entries(&mut top, "tools", |e| {
-            e.get_raw("type").and_then(as_str).as_deref() == Some("mcp")
-                && named(e, "server_label", servers)
+            e.get_raw("type").and_then(as_str).as_deref() == Some("mcp") && named(e, "server_label", servers)
         }),
         Rewrite::Messages => {
             drop_entries(&mut top, "mcp_servers", |e| named(e, "name", servers));

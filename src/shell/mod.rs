@@ -13,6 +13,7 @@ mod oauth;
 mod relay;
 mod stream;
 mod upstream;
+mod users;
 
 use worker::{event, Context, Env, Request, Response};
 

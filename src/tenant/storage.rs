@@ -515,7 +515,13 @@ mod tests {
 
     #[test]
     fn plans_keep_keys_and_tenant_in_step() {
-        let entry = KeyEntry { id: "key_1".into(), sha256: "ab".into(), created_at: "t".into(), user: None, act_as_users: false };
+        let entry = KeyEntry {
+            id: "key_1".into(),
+            sha256: "ab".into(),
+            created_at: "t".into(),
+            user: None,
+            act_as_users: false,
+        };
         let (rec, ops) = plan_put_tenant("acme", None, StoredTenant::default(), "t0");
         assert_eq!(ops.len(), 1);
         let ops = plan_add_key("acme", rec.clone(), entry.clone(), "t1");

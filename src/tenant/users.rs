@@ -21,6 +21,8 @@ use crate::http::error::GatewayError;
 /// The request header a tenant-wide `act_as_users` key names the user in.
 pub const USER_HEADER: &str = "mcpgate-user";
 pub const MAX_USER_ID_LEN: usize = 128;
+/// The response header naming per-user servers left out of a request.
+pub const OMITTED_HEADER: &str = "mcpgate-omitted-servers";
 
 /// A validated user id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,7 +117,9 @@ pub fn request_user(scope: &KeyScope, header: Option<&str>) -> Result<Option<Use
         (KeyScope::ActAsUsers, Some(h)) => UserId::parse(h.trim(), USER_HEADER).map(Some),
         (KeyScope::User(u), None) => Ok(Some(u.clone())),
         (KeyScope::User(u), Some(h)) if h.trim() == u.as_str() => Ok(Some(u.clone())),
-        (KeyScope::User(_), Some(_)) => Err(forbidden("This gateway key belongs to one user and cannot act for another.")),
+        (KeyScope::User(_), Some(_)) => {
+            Err(forbidden("This gateway key belongs to one user and cannot act for another."))
+        }
     }
 }
 
@@ -267,7 +271,9 @@ mod tests {
             assert!(!is_valid_user_id(bad), "{bad}");
         }
         let e = UserId::parse("bad id", "user").unwrap_err();
-        assert!(matches!(&e, GatewayError::BadRequest { param: Some(p), message } if p == "user" && !message.contains("bad id")));
+        assert!(
+            matches!(&e, GatewayError::BadRequest { param: Some(p), message } if p == "user" && !message.contains("bad id"))
+        );
     }
 
     #[test]
@@ -324,8 +330,12 @@ mod tests {
     #[test]
     fn plans_and_missing() {
         let mut per_user = BTreeMap::new();
-        per_user.insert("gh".to_string(), PerUser { credential: UserCredentialKind::Bearer, on_missing: OnMissing::Error });
-        per_user.insert("drive".to_string(), PerUser { credential: UserCredentialKind::OAuth2, on_missing: OnMissing::Omit });
+        per_user
+            .insert("gh".to_string(), PerUser { credential: UserCredentialKind::Bearer, on_missing: OnMissing::Error });
+        per_user.insert(
+            "drive".to_string(),
+            PerUser { credential: UserCredentialKind::OAuth2, on_missing: OnMissing::Omit },
+        );
         let refs = vec!["shared".to_string(), "drive".to_string(), "gh".to_string()];
         let p = plan(&per_user, &refs);
         assert_eq!((p.from_record, p.oauth), (vec!["gh".to_string()], vec!["drive".to_string()]));

@@ -66,7 +66,12 @@ pub(crate) fn parse_per_user_auth(
             }
             (McpAuth::OAuth2(Box::new(c)), UserCredentialKind::OAuth2)
         }
-        "none" => return Err(invalid(&format!("{path}.type"), "a per-user server needs \"bearer\", \"headers\" or \"oauth2\"")),
+        "none" => {
+            return Err(invalid(
+                &format!("{path}.type"),
+                "a per-user server needs \"bearer\", \"headers\" or \"oauth2\"",
+            ))
+        }
         _ => return Err(invalid(&format!("{path}.type"), "must be one of \"bearer\", \"headers\", \"oauth2\"")),
     };
     Ok((auth, PerUser { credential, on_missing }))
@@ -159,14 +164,32 @@ mod tests {
     #[test]
     fn per_user_mistakes_name_the_field() {
         let cases = [
-            (r#"{"url":"https://a.example","auth":{"type":"bearer","token":"t"},"per_user":true}"#, "mcp_servers.s.auth"),
+            (
+                r#"{"url":"https://a.example","auth":{"type":"bearer","token":"t"},"per_user":true}"#,
+                "mcp_servers.s.auth",
+            ),
             (r#"{"url":"https://a.example","auth":{"type":"none"},"per_user":true}"#, "mcp_servers.s.auth.type"),
-            (r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":true,"on_missing":"skip"}"#, "mcp_servers.s.on_missing"),
-            (r#"{"url":"https://a.example","auth":{"type":"bearer","token":"t"},"on_missing":"omit"}"#, "mcp_servers.s.on_missing"),
+            (
+                r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":true,"on_missing":"skip"}"#,
+                "mcp_servers.s.on_missing",
+            ),
+            (
+                r#"{"url":"https://a.example","auth":{"type":"bearer","token":"t"},"on_missing":"omit"}"#,
+                "mcp_servers.s.on_missing",
+            ),
             (r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":"yes"}"#, "mcp_servers.s.per_user"),
-            (r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":true,"mode":"relay"}"#, "mcp_servers.s.mode"),
-            (r#"{"url":"https://a.example","auth":{"type":"oauth2","grant":"client_credentials","token_url":"https://t.example","client_id":"c"},"per_user":true}"#, "mcp_servers.s.auth.grant"),
-            (r#"{"url":"https://a.example","auth":{"type":"oauth2","refresh_token":"r","token_url":"https://t.example","client_id":"c"},"per_user":true}"#, "mcp_servers.s.auth.grant"),
+            (
+                r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":true,"mode":"relay"}"#,
+                "mcp_servers.s.mode",
+            ),
+            (
+                r#"{"url":"https://a.example","auth":{"type":"oauth2","grant":"client_credentials","token_url":"https://t.example","client_id":"c"},"per_user":true}"#,
+                "mcp_servers.s.auth.grant",
+            ),
+            (
+                r#"{"url":"https://a.example","auth":{"type":"oauth2","refresh_token":"r","token_url":"https://t.example","client_id":"c"},"per_user":true}"#,
+                "mcp_servers.s.auth.grant",
+            ),
         ];
         for (server, want) in cases {
             let body = format!(r#"{{"mcp_servers":{{"s":{server}}}}}"#);

@@ -48,7 +48,12 @@ fn field(user: &UserId, server: &str, name: &str) -> String {
 impl UserRecord {
     #[must_use]
     pub fn new(user: &UserId, now: &str) -> Self {
-        Self { v: RECORD_VERSION, user: user.as_str().to_string(), credentials: BTreeMap::new(), updated_at: now.into() }
+        Self {
+            v: RECORD_VERSION,
+            user: user.as_str().to_string(),
+            credentials: BTreeMap::new(),
+            updated_at: now.into(),
+        }
     }
 
     /// Sets (replaces) the user's credential for `server`.
@@ -68,10 +73,11 @@ impl UserRecord {
         let stored = match cred {
             UserCredential::Bearer(t) => StoredUserCredential::Bearer { token: seal("token", t)? },
             UserCredential::Headers(h) => StoredUserCredential::Headers {
-                headers: h
-                    .iter()
-                    .map(|(n, v)| Ok((n.clone(), seal(&format!("headers.{n}"), v)?)))
-                    .collect::<Result<_, CryptoError>>()?,
+                headers: h.iter().map(|(n, v)| Ok((n.clone(), seal(&format!("headers.{n}"), v)?))).collect::<Result<
+                    _,
+                    CryptoError,
+                >>(
+                )?,
             },
         };
         self.credentials.insert(server.to_string(), stored);
@@ -160,14 +166,19 @@ mod tests {
         let k = master();
         let (alice, bob) = (uid("alice"), uid("bob"));
         let mut rec = UserRecord::new(&alice, "t0");
-        rec.set(&k, "acme", &alice, "gh", &UserCredential::Bearer(Secret::new(String::from("tok-alice"))), "t1").unwrap();
+        rec.set(&k, "acme", &alice, "gh", &UserCredential::Bearer(Secret::new(String::from("tok-alice"))), "t1")
+            .unwrap();
         let hdr = UserCredential::Headers(vec![("X-Key".into(), Secret::new(String::from("hdr-alice")))]);
         rec.set(&k, "acme", &alice, "files", &hdr, "t1").unwrap();
         let json = serde_json::to_string(&rec).unwrap();
         assert!(!json.contains("tok-alice") && !json.contains("hdr-alice"));
         let back: UserRecord = serde_json::from_str(&json).unwrap();
-        assert!(matches!(back.open(&k, "acme", &alice, "gh").unwrap(), Some(UserCredential::Bearer(t)) if t.expose() == "tok-alice"));
-        assert!(matches!(back.open(&k, "acme", &alice, "files").unwrap(), Some(UserCredential::Headers(h)) if h[0].1.expose() == "hdr-alice"));
+        assert!(
+            matches!(back.open(&k, "acme", &alice, "gh").unwrap(), Some(UserCredential::Bearer(t)) if t.expose() == "tok-alice")
+        );
+        assert!(
+            matches!(back.open(&k, "acme", &alice, "files").unwrap(), Some(UserCredential::Headers(h)) if h[0].1.expose() == "hdr-alice")
+        );
         assert!(back.open(&k, "acme", &alice, "other").unwrap().is_none());
         // Copied to another user, tenant or server, it does not open.
         assert!(back.open(&k, "acme", &bob, "gh").is_err());
@@ -182,7 +193,10 @@ mod tests {
         let view = back.view("acme").to_string();
         assert!(!view.contains("v1:") && view.contains(r#""gh":{"type":"bearer"}"#));
         // Unknown credential types are never read as something else.
-        assert!(serde_json::from_str::<UserRecord>(r#"{"v":1,"user":"a","credentials":{"x":{"type":"basic"}},"updated_at":"t"}"#).is_err());
+        assert!(serde_json::from_str::<UserRecord>(
+            r#"{"v":1,"user":"a","credentials":{"x":{"type":"basic"}},"updated_at":"t"}"#
+        )
+        .is_err());
     }
 
     #[test]
