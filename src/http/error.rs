@@ -47,6 +47,11 @@ pub enum GatewayError {
     /// The token endpoint of an `oauth2` MCP server failed (unreachable,
     /// garbage, an unexpected error).
     McpOAuthUnavailable { server: String, reason: String },
+    /// The request names a per-user MCP server its user has not connected
+    /// (or names no user at all: `no_user`).
+    McpUserConnectRequired { server: String, no_user: bool },
+    /// The gateway key may not act for the user the request names.
+    UserForbidden { message: String },
     /// A gateway bug or misconfiguration; details go to the log, never here.
     Internal { message: String },
 }
@@ -136,6 +141,12 @@ impl GatewayError {
                 Some(false),
             ),
             Self::McpOAuthUnavailable { .. } => (502, "api_error", None, "api_error", None),
+            Self::McpUserConnectRequired { .. } => {
+                (424, "invalid_request_error", Some("mcp_user_connect_required"), "invalid_request_error", Some(false))
+            }
+            Self::UserForbidden { .. } => {
+                (403, "permission_error", Some("user_not_allowed"), "permission_error", Some(false))
+            }
             Self::Internal { .. } => (500, "api_error", None, "api_error", None),
         };
         let google_status = match status {
@@ -170,6 +181,8 @@ impl GatewayError {
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::McpOAuthReconnect { .. } => "mcp_oauth_reconnect_required",
             Self::McpOAuthUnavailable { .. } => "mcp_oauth_token_unavailable",
+            Self::McpUserConnectRequired { .. } => "mcp_user_connect_required",
+            Self::UserForbidden { .. } => "user_not_allowed",
             Self::Internal { .. } => "internal",
         }
     }
@@ -181,7 +194,8 @@ impl GatewayError {
             Self::Unauthenticated { message }
             | Self::BadRequest { message, .. }
             | Self::NotFound { message }
-            | Self::RouteRefused { message } => message.clone(),
+            | Self::RouteRefused { message }
+            | Self::UserForbidden { message } => message.clone(),
             Self::UnsupportedEncoding { encoding } => format!(
                 "Content-Encoding '{encoding}' is not supported; send the body plain, gzip, deflate or br encoded."
             ),
@@ -207,6 +221,14 @@ impl GatewayError {
             Self::McpOAuthUnavailable { server, reason } => {
                 format!("Could not get an OAuth access token for MCP server '{server}': {reason}.")
             }
+            Self::McpUserConnectRequired { server, no_user: false } => format!(
+                "MCP server '{server}' takes each user's own credential, and this request's user has not connected \
+                 it. Connect it for this user through the admin API, then retry."
+            ),
+            Self::McpUserConnectRequired { server, no_user: true } => format!(
+                "MCP server '{server}' takes each user's own credential, and this request names no user: use a user's \
+                 gateway key, or a key with \"act_as_users\" and the mcpgate-user header."
+            ),
             Self::Internal { .. } => "The gateway hit an internal error.".into(),
         }
     }
@@ -330,6 +352,8 @@ mod tests {
             GatewayError::Internal { message: "x".into() },
             GatewayError::McpOAuthReconnect { server: "crm".into(), reason: "r".into() },
             GatewayError::McpOAuthUnavailable { server: "crm".into(), reason: "r".into() },
+            GatewayError::McpUserConnectRequired { server: "crm".into(), no_user: false },
+            GatewayError::UserForbidden { message: "m".into() },
         ]
     }
 
@@ -358,6 +382,8 @@ mod tests {
                 (500, "api_error", "api_error"),
                 (424, "invalid_request_error", "invalid_request_error"),
                 (502, "api_error", "api_error"),
+                (424, "invalid_request_error", "invalid_request_error"),
+                (403, "permission_error", "permission_error"),
             ]
         );
         assert_eq!(all()[0].wire().openai_code, Some("invalid_api_key"));

@@ -10,6 +10,9 @@ pub struct RequestLog {
     pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// A short SHA-256 of the user id a request acted for; never the id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_hash: Option<String>,
     pub method: String,
     /// The route class, e.g. `openai.responses`, `anthropic.passthrough`, `admin`.
     pub route: String,
@@ -114,6 +117,7 @@ mod tests {
         let log = RequestLog {
             request_id: "r1".into(),
             tenant: Some("acme".into()),
+            user_hash: None,
             method: "POST".into(),
             route: "openai.responses".into(),
             provider: Some("openai"),

@@ -34,6 +34,25 @@ pub enum AdminOp {
     /// `/admin/maintenance/reseal?cursor=&limit=`: POST re-seals a page of
     /// tenants under the current master key (`write`), GET counts without writing.
     Reseal { write: bool },
+    /// `GET /admin/tenants/{id}/users?cursor=&limit=`.
+    ListUsers { tenant: String },
+    /// `/admin/tenants/{id}/users/{user}[/…]` (the user id already validated).
+    User { tenant: String, user: String, op: UserOp },
+}
+
+/// What an admin call does about one user of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserOp {
+    /// `GET …/users/{user}`: which servers have a credential.
+    Get,
+    /// `DELETE …/users/{user}`: every credential, token and key of the user.
+    Delete,
+    /// `PUT …/users/{user}/mcp_servers/{s}/credential`.
+    PutCredential { server: String },
+    /// `DELETE …/users/{user}/mcp_servers/{s}/credential`.
+    DeleteCredential { server: String },
+    /// `…/users/{user}/mcp_servers/{s}/oauth[/connect]`.
+    OAuth { server: String, action: OAuthAction },
 }
 
 impl AdminOp {
@@ -48,7 +67,9 @@ impl AdminOp {
             | Self::ListKeys { tenant }
             | Self::DeleteKey { tenant, .. }
             | Self::Usage { tenant }
-            | Self::OAuth { tenant, .. } => Some(tenant),
+            | Self::OAuth { tenant, .. }
+            | Self::ListUsers { tenant }
+            | Self::User { tenant, .. } => Some(tenant),
             Self::ListTenants | Self::OpenApi | Self::Reseal { .. } => None,
         }
     }
@@ -61,11 +82,18 @@ impl AdminOp {
             Self::PutTenant { tenant }
             | Self::DeleteTenant { tenant }
             | Self::CreateKey { tenant }
-            | Self::DeleteKey { tenant, .. } => Some(tenant),
+            | Self::DeleteKey { tenant, .. }
+            | Self::User {
+                tenant,
+                op: UserOp::Delete | UserOp::PutCredential { .. } | UserOp::DeleteCredential { .. },
+                ..
+            } => Some(tenant),
             Self::GetTenant { .. }
             | Self::ListKeys { .. }
             | Self::Usage { .. }
             | Self::OAuth { .. }
+            | Self::ListUsers { .. }
+            | Self::User { op: UserOp::Get | UserOp::OAuth { .. }, .. }
             | Self::ListTenants
             | Self::OpenApi
             | Self::Reseal { .. } => None,
@@ -307,6 +335,18 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
             };
             AdminOp::OAuth { tenant, server, action }
         }
+        ([_, "users"], Method::Get) => AdminOp::ListUsers { tenant },
+        ([_, "users"], _) => return not_allowed("GET"),
+        ([_, "users", user, tail @ ..], _) => {
+            if !crate::tenant::users::is_valid_user_id(user) {
+                return Err(GatewayError::bad_param(
+                    "user",
+                    "user ids are 1-128 characters of A-Z, a-z, 0-9, '.', '_', '@', ':' or '-'.",
+                ));
+            }
+            let op = classify_user(m, tail)?;
+            AdminOp::User { tenant, user: (*user).to_string(), op }
+        }
         _ => return Err(GatewayError::not_found()),
     };
     if !op.tenant().is_some_and(is_valid_name) {
@@ -316,6 +356,30 @@ fn classify_admin(m: Method, rest: &str) -> Result<Route, GatewayError> {
         ));
     }
     Ok(Route::Admin(op))
+}
+
+fn classify_user(m: Method, tail: &[&str]) -> Result<UserOp, GatewayError> {
+    let not_allowed = |allowed| Err(GatewayError::MethodNotAllowed { allowed });
+    Ok(match (tail, m) {
+        ([], Method::Get) => UserOp::Get,
+        ([], Method::Delete) => UserOp::Delete,
+        ([], _) => return not_allowed("GET, DELETE"),
+        (["mcp_servers", server, rest @ ..], _) if is_valid_name(server) => {
+            let server = (*server).to_string();
+            match (rest, m) {
+                (["credential"], Method::Put) => UserOp::PutCredential { server },
+                (["credential"], Method::Delete) => UserOp::DeleteCredential { server },
+                (["credential"], _) => return not_allowed("PUT, DELETE"),
+                (["oauth", "connect"], Method::Post) => UserOp::OAuth { server, action: OAuthAction::Connect },
+                (["oauth", "connect"], _) => return not_allowed("POST"),
+                (["oauth"], Method::Get) => UserOp::OAuth { server, action: OAuthAction::Status },
+                (["oauth"], Method::Delete) => UserOp::OAuth { server, action: OAuthAction::Disconnect },
+                (["oauth"], _) => return not_allowed("GET, DELETE"),
+                _ => return Err(GatewayError::not_found()),
+            }
+        }
+        _ => return Err(GatewayError::not_found()),
+    })
 }
 
 /// The first value of query parameter `name` in a full URL, percent-decoded
@@ -534,6 +598,40 @@ mod tests {
         ] {
             assert_eq!(op(m, p).serialized_tenant(), None, "{m} {p}");
         }
+    }
+
+    #[test]
+    fn user_routes() {
+        let user = |m: &str, p: &str| match classify(m, p).unwrap() {
+            Route::Admin(AdminOp::User { tenant, user, op }) => (tenant, user, op),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(user("DELETE", "/admin/tenants/acme/users/u-1"), ("acme".into(), "u-1".into(), UserOp::Delete));
+        assert_eq!(
+            user("PUT", "/admin/tenants/acme/users/alice@example.com/mcp_servers/gh/credential").2,
+            UserOp::PutCredential { server: "gh".into() }
+        );
+        assert_eq!(
+            user("DELETE", "/admin/tenants/acme/users/u:1/mcp_servers/gh/credential").2,
+            UserOp::DeleteCredential { server: "gh".into() }
+        );
+        assert_eq!(
+            user("POST", "/admin/tenants/acme/users/u-1/mcp_servers/gh/oauth/connect").2,
+            UserOp::OAuth { server: "gh".into(), action: OAuthAction::Connect }
+        );
+        assert_eq!(
+            user("GET", "/admin/tenants/acme/users/u-1/mcp_servers/gh/oauth").2,
+            UserOp::OAuth { server: "gh".into(), action: OAuthAction::Status }
+        );
+        assert_eq!(
+            classify("GET", "/admin/tenants/acme/users").unwrap(),
+            Route::Admin(AdminOp::ListUsers { tenant: "acme".into() })
+        );
+        assert_eq!(status("POST", "/admin/tenants/acme/users"), 405);
+        assert_eq!(status("GET", "/admin/tenants/acme/users/u-1/mcp_servers/gh/credential"), 405);
+        assert_eq!(status("PUT", "/admin/tenants/acme/users/u-1"), 405);
+        assert_eq!(status("GET", "/admin/tenants/acme/users/bad%20id"), 400);
+        assert_eq!(status("GET", "/admin/tenants/acme/users/u-1/other"), 404);
     }
 
     #[test]

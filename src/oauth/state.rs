@@ -23,6 +23,10 @@ pub const STATE_VERSION: u32 = 1;
 /// How long an authorization link stays valid.
 pub const PENDING_TTL_MS: u64 = 600_000;
 
+/// The reconnect reason of a credential that was never connected (a
+/// per-user server's user who has not run the connect flow yet).
+pub const NOT_CONNECTED: &str = "it has not been connected yet";
+
 /// A client the gateway used or registered, sealed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredClient {
@@ -228,7 +232,7 @@ impl CredentialState {
     fn reconnect_reason(&self) -> String {
         match (&self.last_error, self.connected_at_ms) {
             (Some(e), _) if e.kind == "reconnect_required" => e.message.clone(),
-            (_, None) => "it has not been connected yet".into(),
+            (_, None) => NOT_CONNECTED.into(),
             (_, Some(_)) => "its access token expired and the authorization server issued no refresh token".into(),
         }
     }

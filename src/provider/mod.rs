@@ -6,6 +6,7 @@ pub mod batches;
 pub mod gemini;
 pub mod json;
 pub mod multipart;
+pub mod omit;
 pub mod openai;
 pub mod refs;
 pub mod routes;

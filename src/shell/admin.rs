@@ -14,6 +14,7 @@ use crate::tenant::input::parse_tenant;
 use crate::tenant::keep;
 use crate::tenant::listing;
 use crate::tenant::storage::{self, KeyEntry, TenantRecord};
+use crate::tenant::users::KeyScope;
 
 /// Admin bodies are small; anything larger is a mistake.
 pub const MAX_ADMIN_BODY: usize = 1024 * 1024;
@@ -90,23 +91,38 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
             Ok(no_content())
         }
         AdminOp::CreateKey { tenant } => {
+            let scope = crate::tenant::users_input::parse_key_request(&read_body(&mut req).await?)?;
             let record = load(&store, &tenant).await?;
             let (id, key) = new_gateway_key().map_err(|_| super::internal("random source failed"))?;
             let created_at = now();
+            let (user, act_as_users) = match &scope {
+                KeyScope::Tenant => (None, false),
+                KeyScope::ActAsUsers => (None, true),
+                KeyScope::User(u) => (Some(u.as_str().to_string()), false),
+            };
+            if let KeyScope::User(u) = &scope {
+                super::users::ensure_user(&store, &tenant, u, &created_at).await?;
+            }
             let entry = KeyEntry {
                 id: id.clone(),
                 sha256: sha256_hex(key.expose().as_bytes()),
                 created_at: created_at.clone(),
+                user: user.clone(),
+                act_as_users,
             };
             kv::apply(&store, storage::plan_add_key(&tenant, record, entry, &created_at)).await?;
-            Ok(json_response(
-                201,
-                &json!({"id": id, "key": key.expose(), "tenant_id": tenant, "created_at": created_at}),
-            ))
+            let mut body = json!({"id": id, "key": key.expose(), "tenant_id": tenant, "created_at": created_at});
+            if let Some(u) = user {
+                body["user"] = json!(u);
+            }
+            if act_as_users {
+                body["act_as_users"] = json!(true);
+            }
+            Ok(json_response(201, &body))
         }
         AdminOp::ListKeys { tenant } => {
             let record = load(&store, &tenant).await?;
-            let keys: Vec<_> = record.keys.iter().map(|k| json!({"id": k.id, "created_at": k.created_at})).collect();
+            let keys: Vec<_> = record.keys.iter().map(key_view).collect();
             Ok(json_response(200, &json!({"tenant_id": tenant, "keys": keys})))
         }
         AdminOp::Usage { tenant } => {
@@ -129,6 +145,14 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
             Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))
         }
         AdminOp::OAuth { tenant, server, action } => super::oauth::admin(&req, env, &tenant, &server, action).await,
+        AdminOp::ListUsers { tenant } => {
+            load(&store, &tenant).await?;
+            super::users::list(&req, env, &tenant).await
+        }
+        AdminOp::User { tenant, user, op } => {
+            let record = load(&store, &tenant).await?;
+            super::users::admin(&req, env, record, &tenant, &user, op, &now()).await
+        }
         AdminOp::DeleteKey { tenant, key_id } => {
             let record = load(&store, &tenant).await?;
             let ops = storage::plan_remove_key(&tenant, record, &key_id, &now()).ok_or_else(|| {
@@ -138,6 +162,17 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
             Ok(no_content())
         }
     }
+}
+
+fn key_view(k: &KeyEntry) -> serde_json::Value {
+    let mut v = json!({"id": k.id, "created_at": k.created_at});
+    if let Some(u) = &k.user {
+        v["user"] = json!(u);
+    }
+    if k.act_as_users {
+        v["act_as_users"] = json!(true);
+    }
+    v
 }
 
 /// Echo a key id only if it looks like one of ours.

@@ -149,6 +149,8 @@ struct Call<'a> {
     route: &'a ProviderRoute,
     client_headers: &'a [(String, String)],
     record: &'a GatewayKeyRecord,
+    /// The user the request acts for (per-user MCP servers).
+    user: Option<&'a crate::tenant::users::UserId>,
 }
 
 /// What goes upstream once the body has been policed.
@@ -161,6 +163,8 @@ struct Policed {
     /// Every credential this request could carry or the tenant holds: the
     /// answer is scrubbed of all of them.
     secrets: Vec<Secret>,
+    /// Per-user servers left out (their user has no credential, `on_missing: omit`).
+    omitted: Vec<String>,
 }
 
 async fn proxy(
@@ -174,6 +178,8 @@ async fn proxy(
     let client_headers = header_pairs(req.headers());
     let record = authenticate(env, &client_headers, route.provider).await?;
     log.tenant = Some(record.tenant_id.clone());
+    let user = super::users::request_user(&record, &client_headers)?;
+    log.user_hash = user.as_ref().map(crate::tenant::users::UserId::log_hash);
     if !storage::has_provider_key(&record.tenant, route.provider) {
         return Err(GatewayError::NoProviderKey(route.provider));
     }
@@ -189,7 +195,7 @@ async fn proxy(
         tenant.provider_endpoint(route.provider).map_or_else(|| env::base_url(env, route.provider), str::to_string);
     refuse_unpoliced(route, &tenant)?;
     let body = read(&req, env, route, &client_headers, log).await?;
-    let call = Call { env, req: &req, route, client_headers: &client_headers, record: &record };
+    let call = Call { env, req: &req, route, client_headers: &client_headers, record: &record, user: user.as_ref() };
     let policed = police(&call, &master, tenant, body).await?;
     log.mcp_servers.clone_from(&policed.injected);
 
@@ -206,7 +212,12 @@ async fn proxy(
         what,
     })
     .await?;
-    answer(&call, ctx, upstream, &policed.secrets, log, started)
+    let mut handled = answer(&call, ctx, upstream, &policed.secrets, log, started)?;
+    if !policed.omitted.is_empty() {
+        let (Handled::Logged(resp) | Handled::Plain(resp)) = &mut handled;
+        let _ = resp.headers_mut().set(crate::tenant::users::OMITTED_HEADER, &policed.omitted.join(","));
+    }
+    Ok(handled)
 }
 
 /// The gateway key's record: one KV read yields the tenant's whole config.
@@ -294,9 +305,9 @@ async fn read(
 /// Completes and polices the body for the route; collects what the answer
 /// must be scrubbed of.
 async fn police(call: &Call<'_>, master: &MasterKey, tenant: Tenant, body: Body) -> Result<Policed, GatewayError> {
-    let Call { env, req, route, client_headers, record } = *call;
+    let Call { env, req, route, client_headers, record, user } = *call;
     let mut secrets = static_secrets(&tenant.mcp);
-    let unchanged = |body, secrets| Policed { body, beta: None, injected: Vec::new(), secrets };
+    let unchanged = |body, secrets| Policed { body, beta: None, injected: Vec::new(), secrets, omitted: Vec::new() };
     let bytes = match (route.treatment, body) {
         (Treatment::Rewrite(kind), Body::Bytes(bytes)) => (kind, bytes),
         (Treatment::Realtime, Body::Bytes(bytes)) => {
@@ -307,6 +318,10 @@ async fn police(call: &Call<'_>, master: &MasterKey, tenant: Tenant, body: Body)
     };
     let (kind, bytes) = bytes;
     let mut mcp = tenant.mcp;
+    // Per-user servers: the user's credential, or left out, or 424 (before
+    // the relay swap and OAuth resolution, which then skip them).
+    let omitted = super::users::resolve(env, master, record, &tenant.per_user, user, kind, &bytes, &mut mcp).await?;
+    let bytes = if omitted.is_empty() { bytes } else { crate::provider::omit::omit_servers(kind, &bytes, &omitted)? };
     // Relay-mode servers: the provider gets the relay URL and a capability token
     // (the relay resolves their credentials, OAuth included, when it is used).
     if let Some(relayed) = super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &mcp, master)? {
@@ -346,7 +361,7 @@ async fn police(call: &Call<'_>, master: &MasterKey, tenant: Tenant, body: Body)
             secrets.extend(credential_values(&server.auth));
         }
     }
-    Ok(Policed { body: Body::Bytes(body.unwrap_or(bytes)), beta, injected, secrets })
+    Ok(Policed { body: Body::Bytes(body.unwrap_or(bytes)), beta, injected, secrets, omitted })
 }
 
 /// The tenant's stored MCP credentials (bearer tokens, header values).

@@ -15,6 +15,7 @@ mod oauth;
 mod relay;
 mod stream;
 mod upstream;
+mod users;
 mod writer;
 
 use worker::{event, Context, Env, Request, Response};

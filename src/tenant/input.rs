@@ -90,6 +90,10 @@ struct RawServer<'a> {
     mode: Option<&'a RawValue>,
     #[serde(default, borrow)]
     service: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    per_user: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    on_missing: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -204,7 +208,10 @@ pub fn parse_tenant(body: &[u8], opts: ParseOptions) -> Result<Tenant, GatewayEr
             return Err(invalid("mcp_servers", "server names must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"));
         }
         let path = format!("mcp_servers.{name}");
-        let server = parse_server(value.get(), &path, opts)?;
+        let (server, per_user) = parse_server(value.get(), &path, opts)?;
+        if let Some(p) = per_user {
+            tenant.per_user.insert(name.clone(), p);
+        }
         map.insert(name, server);
     }
     let allow_unmanaged = optional(raw.allow_unmanaged_mcp_servers, "allow_unmanaged_mcp_servers")?.unwrap_or(false);
@@ -250,13 +257,26 @@ fn parse_azure(raw: Option<&RawValue>, opts: ParseOptions) -> Result<Option<Azur
     Ok(Some(AzureOpenAi { endpoint: origin.to_string(), api_key: check_secret(api_key, &key_path)? }))
 }
 
-fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, GatewayError> {
+fn parse_server(
+    raw: &str,
+    path: &str,
+    opts: ParseOptions,
+) -> Result<(McpServer, Option<super::users::PerUser>), GatewayError> {
     let s: RawServer<'_> = parse_record(raw, path)?;
     let (mode, service) = parse_mode(&s, path)?;
     let url_path = format!("{path}.url");
     let url: String = parse_at(s.url.get(), &url_path)?;
     let url = check_url(&url, &url_path, opts, service.is_some())?;
-    let auth = parse_auth(s.auth.get(), &format!("{path}.auth"), opts)?;
+    let per_user_flag: bool = optional(s.per_user, &format!("{path}.per_user"))?.unwrap_or(false);
+    let on_missing: Option<String> = optional(s.on_missing, &format!("{path}.on_missing"))?;
+    let (auth, per_user) = if per_user_flag {
+        let (auth, p) = super::users_input::parse_per_user_auth(s.auth.get(), path, mode, on_missing.as_deref(), opts)?;
+        (auth, Some(p))
+    } else if on_missing.is_some() {
+        return Err(invalid(&format!("{path}.on_missing"), "is only allowed with \"per_user\": true"));
+    } else {
+        (parse_auth(s.auth.get(), &format!("{path}.auth"), opts)?, None)
+    };
     let tools_path = format!("{path}.allowed_tools");
     let allowed_tools = match optional::<Vec<String>>(s.allowed_tools, &tools_path)? {
         None => None,
@@ -268,7 +288,7 @@ fn parse_server(raw: &str, path: &str, opts: ParseOptions) -> Result<McpServer, 
         Some("always") => Approval::Always,
         Some(_) => return Err(invalid(&format!("{path}.require_approval"), "must be \"never\" or \"always\"")),
     };
-    Ok(McpServer { url, auth, allowed_tools, require_approval, mode, service })
+    Ok((McpServer { url, auth, allowed_tools, require_approval, mode, service }, per_user))
 }
 
 /// `mode` (default `direct`, or `relay` with a `service`) and `service`, a
@@ -297,7 +317,7 @@ fn parse_mode(s: &RawServer<'_>, path: &str) -> Result<(McpMode, Option<String>)
     Ok((mode, service))
 }
 
-fn parse_auth(raw: &str, path: &str, opts: ParseOptions) -> Result<McpAuth, GatewayError> {
+pub(crate) fn parse_auth(raw: &str, path: &str, opts: ParseOptions) -> Result<McpAuth, GatewayError> {
     let kind: RawAuthType = parse_record(raw, path)?;
     match kind.kind.as_str() {
         "none" => {

@@ -9,6 +9,9 @@ pub mod keep;
 pub mod listing;
 pub mod reseal;
 pub mod storage;
+pub mod users;
+pub mod users_input;
+pub mod users_store;
 
 use std::collections::BTreeMap;
 
@@ -136,6 +139,10 @@ pub struct Tenant {
     /// Requests per minute across the tenant's provider routes; `None` = unlimited.
     pub rate_limit_rpm: Option<u32>,
     pub unknown_routes: UnknownRoutes,
+    /// Servers marked `per_user`, by name: their `auth` above holds no
+    /// credential (bearer, headers) or only the OAuth client (oauth2); each
+    /// user's credential is found per request (`users`).
+    pub per_user: BTreeMap<String, users::PerUser>,
 }
 
 impl Tenant {

@@ -19,10 +19,26 @@ use crate::tenant::{Approval, AzureOpenAi, McpAuth, McpMode, McpPolicy, McpServe
 pub const RECORD_VERSION: u32 = 1;
 
 /// Prefixes, in the order the storage document lists them.
-pub const PREFIXES: [&str; 3] = [TENANT_PREFIX, GATEWAY_KEY_PREFIX, OAUTH_TOKEN_PREFIX];
+pub const PREFIXES: [&str; 4] = [TENANT_PREFIX, GATEWAY_KEY_PREFIX, OAUTH_TOKEN_PREFIX, USER_PREFIX];
 const TENANT_PREFIX: &str = "tenant:";
 const GATEWAY_KEY_PREFIX: &str = "gk:";
 const OAUTH_TOKEN_PREFIX: &str = "oat:";
+const USER_PREFIX: &str = "uc:";
+
+/// `uc:{tenant_id}:{sha256_hex(user id)}` → [`crate::tenant::users_store::UserRecord`]:
+/// one user's static credentials for every per-user server (one read on the
+/// request path however many of them a request names); its KV metadata
+/// `{"user": id}` lets [`user_list_prefix`] list a tenant's users.
+#[must_use]
+pub fn user_key(tenant_id: &str, user_hash: &str) -> String {
+    format!("{USER_PREFIX}{tenant_id}:{user_hash}")
+}
+
+/// The prefix listing every `uc:` record of a tenant.
+#[must_use]
+pub fn user_list_prefix(tenant_id: &str) -> String {
+    format!("{USER_PREFIX}{tenant_id}:")
+}
 
 /// `tenant:{tenant_id}` → [`TenantRecord`].
 #[must_use]
@@ -100,6 +116,9 @@ pub struct StoredServer {
     /// Workers service binding name (relay only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// Present on per-user servers (closed sets, read strictly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user: Option<crate::tenant::users::PerUser>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
@@ -136,6 +155,12 @@ pub struct KeyEntry {
     pub id: String,
     pub sha256: String,
     pub created_at: String,
+    /// A user's key: the user it acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A tenant-wide key that may name a user in `mcpgate-user`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub act_as_users: bool,
 }
 
 /// `tenant:{id}`: the source of truth for a tenant.
@@ -157,6 +182,10 @@ pub struct GatewayKeyRecord {
     pub key_id: String,
     pub sha256: String,
     pub tenant: StoredTenant,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub act_as_users: bool,
 }
 
 /// AAD field path of a provider key (`providers.{config_key}.api_key`).
@@ -230,6 +259,7 @@ pub fn seal_tenant(key: &MasterKey, tenant_id: &str, tenant: &Tenant) -> Result<
                 require_approval: server.require_approval,
                 mode: server.mode,
                 service: server.service.clone(),
+                per_user: tenant.per_user.get(name).copied(),
             },
         );
     }
@@ -287,6 +317,9 @@ pub fn open_tenant(
     let mut servers = BTreeMap::new();
     for (name, s) in &stored.mcp_servers {
         servers.insert(name.clone(), open_server(key, tenant_id, name, s)?);
+        if let Some(p) = s.per_user {
+            tenant.per_user.insert(name.clone(), p);
+        }
     }
     tenant.mcp = McpPolicy { servers, allow_unmanaged: stored.allow_unmanaged_mcp_servers };
     tenant.rate_limit_rpm = stored.rate_limit_rpm;
@@ -376,6 +409,16 @@ pub fn redacted_view(tenant_id: &str, stored: &StoredTenant) -> serde_json::Valu
         if let Some(service) = &s.service {
             server.insert("service".into(), Value::from(service.clone()));
         }
+        if let Some(p) = &s.per_user {
+            server.insert("per_user".into(), Value::from(true));
+            server.insert("on_missing".into(), Value::from(p.on_missing.as_str()));
+            if let Some(auth) = server.get_mut("auth").and_then(Value::as_object_mut) {
+                if p.credential != crate::tenant::users::UserCredentialKind::OAuth2 {
+                    auth.clear();
+                    auth.insert("type".into(), Value::from(p.credential.as_str()));
+                }
+            }
+        }
         servers.insert(name.clone(), Value::Object(server));
     }
     json!({
@@ -409,6 +452,8 @@ fn key_record(tenant_id: &str, entry: &KeyEntry, tenant: &StoredTenant) -> KvOp 
             key_id: entry.id.clone(),
             sha256: entry.sha256.clone(),
             tenant: tenant.clone(),
+            user: entry.user.clone(),
+            act_as_users: entry.act_as_users,
         }),
     }
 }
@@ -600,7 +645,13 @@ mod tests {
 
     #[test]
     fn plans_keep_keys_and_tenant_in_step() {
-        let entry = KeyEntry { id: "key_1".into(), sha256: "ab".into(), created_at: "t".into() };
+        let entry = KeyEntry {
+            id: "key_1".into(),
+            sha256: "ab".into(),
+            created_at: "t".into(),
+            user: None,
+            act_as_users: false,
+        };
         let (rec, ops) = plan_put_tenant("acme", None, StoredTenant::default(), "t0");
         assert_eq!(ops.len(), 1);
         let ops = plan_add_key("acme", rec.clone(), entry.clone(), "t1");

@@ -49,6 +49,20 @@ fn stub_by_name(env: &Env, tenant: &str, server: &str, credential_id: &str) -> R
         .map_err(|_| crate::shell::internal("Durable Object binding OAUTH_TOKENS is missing"))
 }
 
+/// One user's OAuth credential for a per-user `oauth2` server: the server's
+/// client with the user's own credential id (own Durable Object, token cache
+/// and single-flight refresh per tenant, server and user).
+pub(crate) fn user_credential_ref(
+    tenant: &str,
+    server: &str,
+    stored: &StoredTenant,
+    user: &crate::tenant::users::UserId,
+) -> Option<CredentialRef> {
+    let mut c = credential_ref(tenant, server, stored)?;
+    c.auth.credential_id = crate::tenant::users::user_credential_id(&c.auth.credential_id, user);
+    Some(c)
+}
+
 fn credential_ref(tenant: &str, server: &str, stored: &StoredTenant) -> Option<CredentialRef> {
     let s = stored.mcp_servers.get(server)?;
     match &s.auth {
@@ -138,18 +152,29 @@ pub async fn access_token(
     label: &str,
 ) -> Result<Option<Secret>, GatewayError> {
     let Some(cred) = credential_ref(tenant, label, stored) else { return Ok(None) };
+    token_of(env, master, tenant, label, &cred).await.map(Some)
+}
+
+/// The access token of one credential: the KV cache first, its Durable Object when needed.
+pub(crate) async fn token_of(
+    env: &Env,
+    master: &MasterKey,
+    tenant: &str,
+    label: &str,
+    cred: &CredentialRef,
+) -> Result<Secret, GatewayError> {
     let store = kv::store(env)?;
     let s = Sealer { key: master, tenant, server: label, credential_id: &cred.auth.credential_id };
     let key = storage::oauth_token_key(tenant, label, &cred.auth.credential_id);
     let cached: Option<AccessTokenRecord> = kv::get_json(&store, &key).await.ok().flatten();
     let token = match cached.and_then(|r| AccessToken::from_record(&r, &s, now_ms())) {
         Some(t) => t.token,
-        None => match call_for(env, &cred, &Call::Token { cred: cred.clone() }).await? {
+        None => match call_for(env, cred, &Call::Token { cred: cred.clone() }).await? {
             Reply::Token { access_token, .. } => Secret::new(access_token),
             other => return Err(reply_error(label, other)),
         },
     };
-    Ok(Some(token))
+    Ok(token)
 }
 
 fn json(status: u16, body: &serde_json::Value) -> Response {
@@ -175,10 +200,28 @@ pub async fn admin(
         None => {
             return Err(GatewayError::NotFound { message: format!("Tenant '{tenant}' has no MCP server '{server}'.") })
         }
+        Some(s) if s.per_user.is_some() => {
+            return Err(GatewayError::bad_param(
+                "server",
+                format!("MCP server '{server}' is per user: use /admin/tenants/{tenant}/users/{{user}}/mcp_servers/{server}/oauth."),
+            ))
+        }
         Some(_) => credential_ref(tenant, server, &record.tenant).ok_or_else(|| {
             GatewayError::bad_param("server", format!("MCP server '{server}' does not use oauth2 credentials."))
         })?,
     };
+    admin_for(req, env, tenant, server, cred, action).await
+}
+
+/// The OAuth admin calls on one credential (a tenant's, or one user's).
+pub(crate) async fn admin_for(
+    req: &Request,
+    env: &Env,
+    tenant: &str,
+    server: &str,
+    cred: CredentialRef,
+    action: OAuthAction,
+) -> Result<Response, GatewayError> {
     match action {
         OAuthAction::Connect => {
             if cred.auth.grant == "client_credentials" {

@@ -1,0 +1,211 @@
+// Per-end-user MCP credentials through the real gateway: two users of one
+// tenant with different credentials for the same per-user server; a backend
+// key acting for users via `mcpgate-user`, user keys bound to one user;
+// interleaved concurrent requests (both providers, streaming and not) reach
+// the MCP server with the right user's token every time (the emulator's
+// whoami tool reports a fingerprint of the credential it saw); 424 naming
+// the server for a user without a credential; omit mode; deleting a user
+// kills their credentials and keys; nothing of one user in another's answers.
+
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { fingerprint } from '../emulators/mcp-server.mjs';
+import { test, rejects, assertNoLeaks, startStack, SECRETS, newSecret } from './harness.mjs';
+
+let stack;
+let gw;
+let servers;
+let backendKey;
+const tok = {};
+
+const mcp = (label) => ({ type: 'mcp', server_label: label });
+const userPath = (u, rest = '') => `/admin/tenants/acme/users/${u}${rest}`;
+
+async function newKey(body) {
+  const r = await gw.admin('POST', '/admin/tenants/acme/keys', body);
+  assert.equal(r.status, 201, r.text);
+  SECRETS.set(r.json.key, 'gateway key');
+  return r.json;
+}
+
+async function setCredential(user, server, token) {
+  const r = await gw.admin('PUT', userPath(user, `/mcp_servers/${server}/credential`), { type: 'bearer', token });
+  assert.equal(r.status, 200, r.text);
+  assert.doesNotMatch(r.text, new RegExp(token));
+}
+
+function clients(key, user) {
+  const headers = user ? { 'mcpgate-user': user } : {};
+  return { oai: gw.openai(key, { defaultHeaders: headers }), ant: gw.anthropic(key, { defaultHeaders: headers }) };
+}
+
+/** The credential fingerprint the MCP server saw, through the OpenAI SDK. */
+async function whoamiOpenAI(oai, server, stream = false) {
+  const body = { model: 'gpt-4.1', input: 'call whoami', tools: [mcp(server)] };
+  if (!stream) {
+    const r = await oai.responses.create(body);
+    const call = r.output.find((o) => o.type === 'mcp_call');
+    assert.ok(call && call.status === 'completed', JSON.stringify(r.output));
+    return JSON.parse(call.output).credential_fingerprint;
+  }
+  const s = await oai.responses.create({ ...body, stream: true });
+  let out;
+  for await (const ev of s) {
+    if (ev.type === 'response.completed') out = ev.response.output.find((o) => o.type === 'mcp_call');
+  }
+  assert.ok(out, 'an mcp_call in the streamed answer');
+  return JSON.parse(out.output).credential_fingerprint;
+}
+
+async function whoamiAnthropic(ant, server, stream = false) {
+  const body = {
+    model: 'claude-sonnet-4-6', max_tokens: 64, betas: ['mcp-client-2025-11-20'],
+    messages: [{ role: 'user', content: 'call whoami' }],
+    mcp_servers: [{ type: 'url', name: server, url: 'https://placeholder.invalid/mcp' }],
+  };
+  const m = stream ? await ant.beta.messages.stream(body).finalMessage() : await ant.beta.messages.create(body);
+  const result = m.content.find((b) => b.type === 'mcp_tool_result');
+  assert.ok(result && !result.is_error, JSON.stringify(m.content));
+  const text = Array.isArray(result.content) ? result.content.map((c) => c.text).join('') : result.content;
+  return JSON.parse(text).credential_fingerprint;
+}
+
+before(async () => {
+  stack = await startStack({ mcp: { gh: { type: 'bearer', tokens: [] }, files: { type: 'bearer', tokens: [] } } });
+  ({ gw, servers } = stack);
+  for (const u of ['alice', 'bob']) {
+    tok[u] = newSecret(`gh token of ${u}`, `ghp_${u}_`);
+    servers.gh.auth.tokens.push(tok[u]);
+  }
+  tok.filesAlice = newSecret('files token of alice', 'fil_');
+  servers.files.auth.tokens.push(tok.filesAlice);
+  await gw.putTenant('acme', {
+    providers: { openai: { api_key: stack.openaiKey('acme') }, anthropic: { api_key: stack.anthropicKey('acme') } },
+    mcp_servers: {
+      gh: { url: servers.gh.url, auth: { type: 'bearer' }, per_user: true },
+      files: { url: servers.files.url, auth: { type: 'bearer' }, per_user: true, on_missing: 'omit' },
+    },
+  });
+  backendKey = (await newKey({ act_as_users: true })).key;
+  await setCredential('alice', 'gh', tok.alice);
+  await setCredential('bob', 'gh', tok.bob);
+  await setCredential('alice', 'files', tok.filesAlice);
+});
+
+after(async () => {
+  await stack?.close();
+});
+
+test('admin: per-user servers shown without secrets; users listed, paginated', async () => {
+  const t = await gw.getTenant('acme');
+  assert.equal(t.json.mcp_servers.gh.per_user, true);
+  assert.equal(t.json.mcp_servers.gh.on_missing, 'error');
+  assert.deepEqual(t.json.mcp_servers.gh.auth, { type: 'bearer' });
+  assert.equal(t.json.mcp_servers.files.on_missing, 'omit');
+  const one = await gw.admin('GET', '/admin/tenants/acme/users?limit=1');
+  assert.equal(one.status, 200, one.text);
+  assert.equal(one.json.users.length, 1);
+  assert.ok(one.json.cursor, 'a cursor for the next page');
+  const two = await gw.admin('GET', `/admin/tenants/acme/users?limit=1&cursor=${encodeURIComponent(one.json.cursor)}`);
+  assert.deepEqual([...one.json.users, ...two.json.users].sort(), ['alice', 'bob']);
+  const u = await gw.admin('GET', userPath('alice'));
+  assert.deepEqual(u.json.credentials, { gh: { type: 'bearer' }, files: { type: 'bearer' } });
+  const bad = await gw.admin('PUT', userPath('alice', '/mcp_servers/gh/credential'), { type: 'headers', headers: { 'X-K': 'v' } });
+  assert.equal(bad.status, 400, bad.text);
+  const bad2 = await gw.admin('GET', userPath('bad%20id'));
+  assert.equal(bad2.status, 400);
+  const k = await gw.admin('POST', '/admin/tenants/acme/keys', { user: 'u', act_as_users: true });
+  assert.equal(k.status, 400);
+});
+
+test('a backend key acting for users: each request carries its user token, interleaved and concurrent, both providers, streaming and not', async () => {
+  stack.reset();
+  const jobs = [];
+  for (let i = 0; i < 6; i++) {
+    for (const user of ['alice', 'bob']) {
+      const { oai, ant } = clients(backendKey, user);
+      const stream = i % 2 === 1;
+      const want = fingerprint(tok[user]);
+      jobs.push(whoamiOpenAI(oai, 'gh', stream).then((f) => assert.equal(f, want, `openai ${user} stream=${stream}`)));
+      jobs.push(whoamiAnthropic(ant, 'gh', stream).then((f) => assert.equal(f, want, `anthropic ${user} stream=${stream}`)));
+    }
+  }
+  await Promise.all(jobs);
+  assert.equal(servers.gh.rejections.length, 0, 'the MCP server never saw a wrong credential');
+  // The header never reaches the provider.
+  for (const r of stack.providers.all()) assert.equal(r.headers['mcpgate-user'], undefined);
+});
+
+test('user keys act for their user; naming another user is 403; a tenant-wide key cannot name users', async () => {
+  const aliceKey = (await newKey({ user: 'alice' })).key;
+  const { oai } = clients(aliceKey);
+  assert.equal(await whoamiOpenAI(oai, 'gh'), fingerprint(tok.alice));
+  const { oai: sneaky, ant: sneakyAnt } = clients(aliceKey, 'bob');
+  stack.reset();
+  const e = await rejects(whoamiOpenAI(sneaky, 'gh'));
+  assert.equal(e.status, 403);
+  assert.ok(e instanceof OpenAI.APIError);
+  assert.equal(e.code, 'user_not_allowed');
+  const e2 = await rejects(whoamiAnthropic(sneakyAnt, 'gh'));
+  assert.equal(e2.status, 403);
+  assert.ok(e2 instanceof Anthropic.APIError);
+  assert.equal(stack.providers.all().length, 0, 'the provider was not called');
+  const plainKey = (await newKey(undefined)).key;
+  const e3 = await rejects(whoamiOpenAI(clients(plainKey, 'alice').oai, 'gh'));
+  assert.equal(e3.status, 403);
+  // Without any user, a per-user server cannot be served.
+  const e4 = await rejects(whoamiOpenAI(clients(plainKey).oai, 'gh'));
+  assert.equal(e4.status, 424);
+  assert.equal(e4.code, 'mcp_user_connect_required');
+});
+
+test('a user without a credential: 424 naming the server; omit mode leaves the server out and says so', async () => {
+  const { oai, ant } = clients(backendKey, 'carol');
+  stack.reset();
+  const e = await rejects(whoamiOpenAI(oai, 'gh'));
+  assert.equal(e.status, 424);
+  assert.equal(e.code, 'mcp_user_connect_required');
+  assert.match(e.message, /'gh'/);
+  const ea = await rejects(whoamiAnthropic(ant, 'gh'));
+  assert.equal(ea.status, 424);
+  assert.match(ea.message, /'gh'/);
+  assert.equal(stack.providers.all().length, 0);
+  // files is omit: bob has none, so the request goes without it.
+  const res = await gw.fetch('/openai/v1/responses', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${backendKey}`, 'content-type': 'application/json', 'mcpgate-user': 'bob' },
+    body: JSON.stringify({ model: 'gpt-4.1', input: 'hi', tools: [mcp('files'), { type: 'function', name: 'f', parameters: {} }] }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(res.headers.get('mcpgate-omitted-servers'), 'files');
+  const up = stack.providers.all().at(-1);
+  assert.deepEqual(up.json.tools.map((t) => t.type), ['function']);
+  // Alice has one: it is there, with her token.
+  assert.equal(await whoamiOpenAI(clients(backendKey, 'alice').oai, 'files'), fingerprint(tok.filesAlice));
+});
+
+test('deleting a user kills their credentials and keys; other users unaffected', async () => {
+  const bobKey = (await newKey({ user: 'bob' })).key;
+  assert.equal(await whoamiOpenAI(clients(bobKey).oai, 'gh'), fingerprint(tok.bob));
+  const d = await gw.admin('DELETE', userPath('bob'));
+  assert.equal(d.status, 204, d.text);
+  const e = await rejects(whoamiOpenAI(clients(bobKey).oai, 'gh'));
+  assert.equal(e.status, 401, 'the user key is gone');
+  const e2 = await rejects(whoamiOpenAI(clients(backendKey, 'bob').oai, 'gh'));
+  assert.equal(e2.status, 424, 'the credential is gone');
+  assert.equal(await whoamiOpenAI(clients(backendKey, 'alice').oai, 'gh'), fingerprint(tok.alice));
+  const list = await gw.admin('GET', '/admin/tenants/acme/users');
+  assert.deepEqual(list.json.users, ['alice']);
+  const keys = await gw.admin('GET', '/admin/tenants/acme/keys');
+  assert.ok(!keys.json.keys.some((k) => k.user === 'bob'));
+});
+
+test('closing: no secret in any answer, KV on disk or the log; no user id in the log', async () => {
+  const log = gw.log();
+  const lines = log.split('\n').filter((l) => l.includes('"user_hash"'));
+  assert.ok(lines.length > 0, 'requests for users carry a user hash');
+  for (const l of lines) assert.doesNotMatch(l, /alice|bob|carol/);
+  await assertNoLeaks(stack);
+});
