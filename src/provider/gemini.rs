@@ -15,8 +15,8 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::http::error::GatewayError;
-use crate::provider::json::{self, as_str, as_str_array, kind, Kind, Members, Val};
-use crate::provider::openai::{array_of, intersect, unknown_server, Rewritten};
+use crate::provider::json::{self, as_str_array, kind, Kind, Members, Val};
+use crate::provider::openai::{intersect, rewrite_mcp_tools, Rewritten};
 use crate::tenant::{Approval, McpAuth, McpPolicy, McpServer};
 
 /// The tool type the gateway completes.
@@ -33,49 +33,7 @@ const OWNED_FIELDS: [&str; 2] = ["url", "headers"];
 /// a name used twice, a client-sent field the gateway owns, or a server whose
 /// policy needs approval.
 pub fn rewrite_interactions(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, GatewayError> {
-    let mut top = json::strict_object(body)?;
-    let Some(tools) = top.get_raw_non_null("tools") else {
-        return Ok(Rewritten { body: None, injected: Vec::new() });
-    };
-    let items = array_of(tools, "tools")?;
-    let mut out = Vec::with_capacity(items.len());
-    let mut injected: Vec<String> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        if kind(item) != Kind::Object {
-            return Err(GatewayError::bad_param(format!("tools[{i}]"), format!("tools[{i}] must be an object.")));
-        }
-        let mut entry = Members::parse(item).map_err(|_| malformed(format!("tools[{i}]")))?;
-        let ty = entry.get_raw("type").and_then(as_str).ok_or_else(|| {
-            GatewayError::bad_param(format!("tools[{i}].type"), format!("tools[{i}].type must be a string."))
-        })?;
-        if ty != MCP_SERVER {
-            out.push(Val::raw(item));
-            continue;
-        }
-        let name = entry.get_raw("name").and_then(as_str).ok_or_else(|| {
-            GatewayError::bad_param(format!("tools[{i}].name"), format!("tools[{i}].name must be a string."))
-        })?;
-        match policy.servers.get(name.as_ref()) {
-            Some(server) => {
-                if injected.iter().any(|l| *l == name) {
-                    return Err(GatewayError::bad_param(
-                        format!("tools[{i}].name"),
-                        format!("MCP server '{name}' appears in more than one tools entry."),
-                    ));
-                }
-                complete(&mut entry, i, &name, server)?;
-                out.push(entry.to_val()?);
-                injected.push(name.into_owned());
-            }
-            None if policy.allow_unmanaged => out.push(Val::raw(item)),
-            None => return Err(unknown_server(&format!("tools[{i}].name"), &name)),
-        }
-    }
-    if injected.is_empty() {
-        return Ok(Rewritten { body: None, injected });
-    }
-    top.set("tools", json::write_array(&out));
-    Ok(Rewritten { body: Some(top.to_vec()?), injected })
+    rewrite_mcp_tools(body, policy, MCP_SERVER, "name", complete)
 }
 
 fn complete(entry: &mut Members<'_>, i: usize, name: &str, server: &McpServer) -> Result<(), GatewayError> {
@@ -196,11 +154,6 @@ fn allowed_tools<'a>(
         }
     }
     Ok(Some(json::write_array(&out)))
-}
-
-fn malformed(param: String) -> GatewayError {
-    let message = format!("{param} is malformed.");
-    GatewayError::bad_param(param, message)
 }
 
 #[cfg(test)]

@@ -53,6 +53,27 @@ pub fn rewrite_responses(body: &[u8], policy: &McpPolicy) -> Result<Rewritten, G
 /// As [`rewrite_responses`], and 400 naming the server for a policy the
 /// provider cannot carry, or an option the provider does not take.
 pub fn rewrite_responses_for(body: &[u8], policy: &McpPolicy, spec: &Spec) -> Result<Rewritten, GatewayError> {
+    rewrite_mcp_tools(body, policy, "mcp", "server_label", |entry, i, label, server| {
+        complete_mcp_tool(entry, i, label, server, spec)
+    })
+}
+
+/// The walk every `tools[]`-shaped API shares (Responses, Gemini Interactions):
+/// each entry of type `tool_type` naming a managed server by `label_field` is
+/// completed by `complete`; unmanaged ones pass only when the tenant allows
+/// them; everything else is spliced through as the client's bytes.
+///
+/// # Errors
+/// 400 for a body that fails [`json::check_strict`], a malformed `tools` array or
+/// entry, an unknown label (unless unmanaged servers are allowed), a label
+/// used twice, or whatever `complete` refuses.
+pub(crate) fn rewrite_mcp_tools(
+    body: &[u8],
+    policy: &McpPolicy,
+    tool_type: &str,
+    label_field: &str,
+    mut complete: impl FnMut(&mut Members<'_>, usize, &str, &McpServer) -> Result<(), GatewayError>,
+) -> Result<Rewritten, GatewayError> {
     let mut top = json::strict_object(body)?;
     let Some(tools) = top.get_raw_non_null("tools") else {
         return Ok(Rewritten { body: None, injected: Vec::new() });
@@ -68,30 +89,29 @@ pub fn rewrite_responses_for(body: &[u8], policy: &McpPolicy, spec: &Spec) -> Re
         let ty = entry.get_raw("type").and_then(as_str).ok_or_else(|| {
             GatewayError::bad_param(format!("tools[{i}].type"), format!("tools[{i}].type must be a string."))
         })?;
-        if ty != "mcp" {
+        if ty != tool_type {
             out.push(Val::raw(item));
             continue;
         }
-        let label = entry.get_raw("server_label").and_then(as_str).ok_or_else(|| {
-            GatewayError::bad_param(
-                format!("tools[{i}].server_label"),
-                format!("tools[{i}].server_label must be a string."),
-            )
-        })?;
+        let param = format!("tools[{i}].{label_field}");
+        let label = entry
+            .get_raw(label_field)
+            .and_then(as_str)
+            .ok_or_else(|| GatewayError::bad_param(&param, format!("{param} must be a string.")))?;
         match policy.servers.get(label.as_ref()) {
             Some(server) => {
                 if injected.iter().any(|l| *l == label) {
                     return Err(GatewayError::bad_param(
-                        format!("tools[{i}].server_label"),
+                        &param,
                         format!("MCP server '{label}' appears in more than one tools entry."),
                     ));
                 }
-                complete_mcp_tool(&mut entry, i, &label, server, spec)?;
+                complete(&mut entry, i, &label, server)?;
                 out.push(entry.to_val()?);
                 injected.push(label.into_owned());
             }
             None if policy.allow_unmanaged => out.push(Val::raw(item)),
-            None => return Err(unknown_server(&format!("tools[{i}].server_label"), &label)),
+            None => return Err(unknown_server(&param, &label)),
         }
     }
     if injected.is_empty() {
