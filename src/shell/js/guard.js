@@ -9,7 +9,7 @@
 // stream never hands the client half an event. An event longer than that is
 // forwarded as it comes instead of being held.
 
-import { SseFramer, Held } from './sse.js';
+import { SseFramer, Held, join } from './sse.js';
 
 /** Default bound on a held event when the caller gives none. */
 const MAX_EVENT = 8 * 1024 * 1024;
@@ -174,12 +174,5 @@ export async function readLimited(body, limit) {
     }
     parts.push(r.value);
   }
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return parts.length === 0 ? new Uint8Array(0) : join(parts);
 }

@@ -13,7 +13,7 @@
 // grows past `maxEvent` bytes, the stream ends with the filter's JSON-RPC
 // error event instead, and the MCP server's stream is cancelled.
 
-import { SseFramer, Held } from './sse.js';
+import { SseFramer, Held, join } from './sse.js';
 
 const TOOLS = [0x74, 0x6f, 0x6f, 0x6c, 0x73]; // "tools"
 
@@ -25,19 +25,6 @@ function mayListTools(ev) {
     }
   }
   return false;
-}
-
-function join(parts) {
-  if (parts.length === 1) return parts[0];
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /**

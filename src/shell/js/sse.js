@@ -74,6 +74,20 @@ export class SseFramer {
   }
 }
 
+/** The parts as one buffer (the part itself when there is only one). */
+export function join(parts) {
+  if (parts.length === 1) return parts[0];
+  let total = 0;
+  for (const p of parts) total += p.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** The bytes held for an unfinished event, as a list of parts joined once (no repeated copying). */
 export class Held {
   constructor() {
