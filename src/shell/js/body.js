@@ -18,7 +18,7 @@ export async function readBody(body, formats, limit) {
   try {
     for (const f of formats) stream = stream.pipeThrough(new DecompressionStream(f));
   } catch {
-    body.cancel().catch(() => {});
+    // Left unread: the runtime discards a request body nobody reads.
     return 'unsupported';
   }
   try {
