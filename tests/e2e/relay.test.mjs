@@ -471,6 +471,15 @@ test('each relayed call is logged once, as JSON, with its decision and no secret
 });
 
 test('forwarded tool calls are counted per tenant and server in the usage store', async () => {
+  // Five more forwarded calls of its own, so the count below does not rest on other tests.
+  const token = mintToken(gw.masterKey, claims({ exp: Math.floor(Date.now() / 1000) + 60 }));
+  for (let i = 0; i < 5; i++) {
+    const r = await rpc('acme', 'crm', { jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'search', arguments: { query: `u${i}` } } }, {
+      authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-06-18',
+    });
+    assert.equal(r.status, 200);
+    await r.text();
+  }
   // Usage is flushed from the isolate about once a second (USAGE_FLUSH_MS).
   const day = new Date().toISOString().slice(0, 10);
   let total;
