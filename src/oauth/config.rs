@@ -224,15 +224,10 @@ fn check_resource(raw: &str, path: &str) -> Result<String, GatewayError> {
 mod tests {
     use super::*;
 
+    use crate::tenant::input::tests::param;
+
     fn parse(s: &str) -> Result<OAuthConfig, GatewayError> {
         parse_oauth2(s, "mcp_servers.crm.auth", ParseOptions::default())
-    }
-
-    fn param(e: GatewayError) -> String {
-        match e {
-            GatewayError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a 400: {other:?}"),
-        }
     }
 
     #[test]

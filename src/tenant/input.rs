@@ -467,14 +467,15 @@ pub(crate) fn check_url(raw: &str, path: &str, opts: ParseOptions, via_service: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<Tenant, GatewayError> {
+    pub(crate) fn parse(s: &str) -> Result<Tenant, GatewayError> {
         parse_tenant(s.as_bytes(), ParseOptions::default())
     }
 
-    fn param(e: GatewayError) -> String {
+    /// The field a 400 names (panics on any other error).
+    pub(crate) fn param(e: GatewayError) -> String {
         match e {
             GatewayError::BadRequest { param, .. } => param.unwrap_or_default(),
             other => panic!("not a 400: {other:?}"),

@@ -129,18 +129,7 @@ pub fn parse_key_request(body: &[u8]) -> Result<KeyScope, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::input::parse_tenant;
-
-    fn parse(s: &str) -> Result<crate::tenant::Tenant, GatewayError> {
-        parse_tenant(s.as_bytes(), ParseOptions::default())
-    }
-
-    fn param(e: GatewayError) -> String {
-        match e {
-            GatewayError::BadRequest { param, .. } => param.unwrap_or_default(),
-            other => panic!("not a 400: {other:?}"),
-        }
-    }
+    use crate::tenant::input::tests::{param, parse};
 
     #[test]
     fn per_user_servers_parse() {
