@@ -87,6 +87,19 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
         AdminOp::DeleteTenant { tenant } => {
             let record = load(&store, &tenant).await?;
             kv::apply(&store, storage::plan_delete_tenant(&tenant, &record)).await?;
+            // Its users' credential records too: a tenant re-created under the same id
+            // must not find them (they are sealed to the tenant id, not to this tenant).
+            let prefix = storage::user_list_prefix(&tenant);
+            let mut cursor = None;
+            loop {
+                let (keys, next, complete) = kv::list(env, &prefix, 100, cursor).await?;
+                let ops = keys.into_iter().map(|key| storage::KvOp::Delete { key }).collect();
+                kv::apply(&store, ops).await?;
+                if complete || next.is_none() {
+                    break;
+                }
+                cursor = next;
+            }
             super::oauth::forget(env, &tenant, &super::oauth::credentials_of(&record)).await;
             Ok(no_content())
         }

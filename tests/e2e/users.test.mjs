@@ -203,6 +203,23 @@ test('deleting a user kills their credentials and keys; other users unaffected',
   assert.ok(!keys.json.keys.some((k) => k.user === 'bob'));
 });
 
+test('deleting the tenant wipes its users: a tenant re-created under the same id finds none', async () => {
+  const before = await gw.admin('GET', '/admin/tenants/acme/users');
+  assert.ok(before.json.users.includes('alice'), JSON.stringify(before.json));
+  const body = (await gw.admin('GET', '/admin/tenants/acme')).json;
+  assert.equal((await gw.admin('DELETE', '/admin/tenants/acme')).status, 204);
+  await gw.putTenant('acme', {
+    providers: { openai: { api_key: stack.openaiKey('acme again') } },
+    mcp_servers: { gh: { url: body.mcp_servers.gh.url, auth: { type: 'bearer' }, per_user: true } },
+  });
+  const after = await gw.admin('GET', '/admin/tenants/acme/users');
+  assert.deepEqual(after.json.users, []);
+  assert.equal((await gw.admin('GET', userPath('alice'))).status, 404);
+  const key = (await newKey({ act_as_users: true })).key;
+  const e = await rejects(whoamiOpenAI(clients(key, 'alice').oai, 'gh'));
+  assert.equal(e.status, 424, "the old tenant's user credential is gone");
+});
+
 test('closing: no secret in any answer, KV on disk or the log; no user id in the log', async () => {
   const log = gw.log();
   const lines = log.split('\n').filter((l) => l.includes('"user_hash"'));
