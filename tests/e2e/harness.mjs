@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { test as nodeTest } from 'node:test';
+import { fetch as undiciFetch } from 'undici';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startProviders } from '../emulators/provider.mjs';
@@ -112,10 +113,22 @@ export const SEEN = [];
  * A fetch that records the status, headers and full body of every gateway
  * response (streams are teed, not delayed) into SEEN. `allowSecrets` names
  * secrets this response may legitimately contain (e.g. a freshly issued key).
+ *
+ * It is undici 7's fetch, not Node's built-in one. Node 20's built-in fetch
+ * (undici 6.x) stops listening for a request's abort once the whole HTTP
+ * response has arrived; an abort that lands after that, before the body
+ * stream was read to its end, leaves the body and every clone of it pending
+ * for ever, neither done nor errored (fixed in undici 7.0.0). The MCP SDK
+ * client's close() aborts its requests right after it parsed the last
+ * answer, i.e. in exactly that window, so the clone read below never
+ * finished although the gateway had ended the body (the relay suite's
+ * "client responses that never finished"). With undici 7 such a body fails
+ * with AbortError; the bytes that had arrived by then (the client could read
+ * them too) are kept for the leak checks.
  */
 export function recordingFetch({ allowSecrets = [] } = {}) {
   return async (input, init) => {
-    const res = await fetch(input, init);
+    const res = await undiciFetch(input, init);
     const url = typeof input === 'string' ? input : input.url ?? String(input);
     const entry = {
       method: init?.method ?? (typeof input === 'object' && input.method) ?? 'GET',
@@ -126,14 +139,29 @@ export function recordingFetch({ allowSecrets = [] } = {}) {
       allowSecrets,
     };
     SEEN.push(entry);
-    const clone = res.clone();
-    entry.done = clone.arrayBuffer().then((b) => {
-      entry.body = Buffer.from(b);
-    }, () => {
-      entry.body = Buffer.alloc(0);
+    entry.done = readAll(res.clone().body).then((b) => {
+      entry.body = b;
     });
     return res;
   };
+}
+
+/** Every byte of `body` up to its end, or up to the failure (an abort, a reset) that ended it. */
+async function readAll(body) {
+  const parts = [];
+  if (body) {
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        parts.push(r.value);
+      }
+    } catch {
+      /* keep what arrived */
+    }
+  }
+  return Buffer.concat(parts);
 }
 
 /** Asserts that nothing any client saw contains a registered secret. */
