@@ -114,6 +114,9 @@ function workerOptions(name, upstreamUrl, only) {
         { type: 'ESModule', path: path.join(BUILD, 'index.js') },
         { type: 'CompiledWasm', path: path.join(BUILD, 'index_bg.wasm') },
       ],
+      // The worker's Durable Objects, as wrangler.toml binds them (admin writes go
+      // through TENANT_WRITER; usage and rate limits through TENANT_METER).
+      durableObjects: { TENANT_WRITER: 'TenantWriter', TENANT_METER: 'TenantMeter', OAUTH_TOKENS: 'OAuthCredential' },
       bindings: {
         OPENAI_BASE_URL: upstreamUrl, ANTHROPIC_BASE_URL: upstreamUrl, ADMIN_TOKEN, MASTER_KEY,
         ALLOW_INSECURE_MCP_URLS: 'true', MAX_BODY_BYTES: String(32 * MB), UPSTREAM_TIMEOUT_MS: '600000',
