@@ -96,10 +96,11 @@ struct RawServer<'a> {
     on_missing: Option<&'a RawValue>,
 }
 
+/// The `type` of an `auth` object, read before its shape is chosen.
 #[derive(Deserialize)]
-struct RawAuthType {
+pub(crate) struct RawAuthType {
     #[serde(rename = "type")]
-    kind: String,
+    pub(crate) kind: String,
 }
 
 #[derive(Deserialize)]

@@ -9,12 +9,7 @@ use super::users::{KeyScope, OnMissing, PerUser, UserCredential, UserCredentialK
 use super::{McpAuth, McpMode};
 use crate::http::error::GatewayError;
 use crate::oauth::config::{parse_oauth2, Grant};
-
-#[derive(Deserialize)]
-struct RawAuthType {
-    #[serde(rename = "type")]
-    kind: String,
-}
+use crate::tenant::input::RawAuthType;
 
 /// `{"type": "bearer"}` / `{"type": "headers"}`: the kind only; each user's value comes later.
 #[derive(Deserialize)]
