@@ -2,7 +2,7 @@
 // mcpgate benchmark harness. Run through `make bench` / `make bench-smoke`
 // (bench/bench.sh), which build the worker and the upstream emulator first.
 //
-//   node bench/run.mjs --mode full|smoke --out DIR
+//   node bench/run.mjs --mode full|smoke --out DIR [--only PHASE,...]
 //
 // Everything runs on loopback and stops by itself. Four targets get identical
 // requests: direct (client → upstream emulator), js-pass, js-inject, mcpgate; the
@@ -17,14 +17,15 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, w
 import os from 'node:os';
 import v8 from 'node:v8';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
 import {
-  HAVE_TASKSET, PCTS, childPids, cpuNs, median, percentile, pin, request, rssBytes, run, runNodeLoad, runWrk,
+  HAVE_TASKSET, PCTS, cpuNs, median, percentile, pin, request, rssBytes, run, runNodeLoad, runWrk,
   sleep, startProcess, which, wrkScript,
 } from './lib.mjs';
+import {
+  KB, MB, PROVIDER_KEY, ROOT, TOOLS, makeBody, makeConversation, miniflareOptions, seed, startMiniflare,
+} from './setup.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
@@ -32,6 +33,8 @@ const arg = (name, dflt) => {
 };
 const MODE = arg('mode', 'full');
 const SMOKE = MODE === 'smoke';
+// `--only cpu,breakdown`: run just these phases (latency, cpu, breakdown, ttfb, stream, startup).
+const ONLY = arg('only', null)?.split(',');
 const OUT = path.resolve(ROOT, arg('out', SMOKE ? 'bench/.smoke' : 'bench'));
 const WORK = path.join(OUT, SMOKE ? 'work' : '.work');
 const UPSTREAM_BIN = path.join(ROOT, 'bench/upstream/target/release/bench-upstream');
@@ -39,20 +42,21 @@ const UPSTREAM_BIN = path.join(ROOT, 'bench/upstream/target/release/bench-upstre
 // the run cannot mix two builds (or remove the files under workerd's feet).
 const BUILD = path.join(WORK, 'mcpgate-build');
 
-const KB = 1024;
-const MB = 1024 * 1024;
 const SETTINGS = SMOKE
   ? {
       rounds: 1, lowSeconds: 1, satSeconds: 1, warmSeconds: 0, satConns: 8,
       nodeLowRequests: 60, nodeSatRequests: 200,
-      cpu: [['2 KB', 2 * KB, 20], ['100 KB', 100 * KB, 8]],
+      cpu: [['2 KB', 2 * KB, 20], ['100 KB', 100 * KB, 8], ['100 KB prose', 100 * KB, 8, makeConversation]],
       ttfbN: 5, sseDelayMs: 20, streamMB: 8, streamRounds: 1, startupReps: 1, wasmCompileReps: 3,
     }
   : {
       rounds: 3, lowSeconds: 4, satSeconds: 4, warmSeconds: 1, satConns: 32,
       nodeLowRequests: 2000, nodeSatRequests: 10000,
-      cpu: [['2 KB', 2 * KB, 400], ['100 KB', 100 * KB, 150], ['1 MB', MB, 30], ['10 MB', 10 * MB, 5]],
-      ttfbN: 40, sseDelayMs: 20, streamMB: 100, streamRounds: 2, startupReps: 3, wasmCompileReps: 10,
+      cpu: [
+        ['2 KB', 2 * KB, 400], ['100 KB', 100 * KB, 150], ['1 MB', MB, 30], ['10 MB', 10 * MB, 5],
+        ['1 MiB prose', MB, 30, makeConversation],
+      ],
+      ttfbN: 40, sseDelayMs: 20, streamMB: 20, streamRounds: 2, startupReps: 3, wasmCompileReps: 10,
     };
 const LOADGEN = process.env.BENCH_LOADGEN || (which('wrk') ? 'wrk' : 'node');
 const NCPU = os.cpus().length;
@@ -60,107 +64,11 @@ const NCPU = os.cpus().length;
 const CPU_WORKERD = NCPU >= 2 && HAVE_TASKSET ? '1' : null;
 const CPU_CLIENT = NCPU >= 2 && HAVE_TASKSET ? '0' : null;
 
-const ADMIN_TOKEN = 'bench-admin-token';
-const MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
-const PROVIDER_KEY = 'sk-bench-upstream'; // the upstream emulator checks for it
 const TARGETS = ['direct', 'js-pass', 'js-inject', 'mcpgate'];
 const WORKERS = ['js-pass', 'js-inject', 'mcpgate'];
 
 const log = (...a) => console.log(`[bench ${((Date.now() - T_START) / 1000).toFixed(1)}s]`, ...a);
 const T_START = Date.now();
-
-// ---------------------------------------------------------------------------
-// Request bodies: OpenAI Responses requests with a conversation history as
-// filler and two managed MCP servers to complete (plus a function tool).
-
-const TOOLS = [
-  { type: 'mcp', server_label: 'crm', allowed_tools: ['search', 'lookup', 'delete'] },
-  { type: 'mcp', server_label: 'files', require_approval: 'always' },
-  {
-    type: 'function', name: 'get_weather', description: 'Current weather for a city.',
-    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['c', 'f'] } }, required: ['city'] },
-  },
-];
-const MSG_TEXT =
-  'The quarterly report says revenue grew 12.5% to $4.2M; "churn" fell to 1.8%. ' +
-  'Résumé of open items: ✓ invoices #1042–#1057, ✗ the \\ backslash case, tabs\tand\nnewlines. ';
-
-export function makeBody(size) {
-  const base = { model: 'gpt-4.1', instructions: 'You are a helpful assistant for ACME Corp.', input: [], tools: TOOLS, stream: false, metadata: { run: 'bench' } };
-  const msg = (i) => ({ role: i % 2 ? 'assistant' : 'user', content: [{ type: i % 2 ? 'output_text' : 'input_text', text: `${i}: ${MSG_TEXT.repeat(8)}` }] });
-  const baseLen = JSON.stringify(base).length;
-  const msgLen = JSON.stringify(msg(1000)).length + 1;
-  const n = Math.max(1, Math.round((size - baseLen) / msgLen));
-  base.input = Array.from({ length: n }, (_, i) => msg(i));
-  return Buffer.from(JSON.stringify(base));
-}
-
-// ---------------------------------------------------------------------------
-// Miniflare
-
-function workerOptions(name, upstreamUrl, only) {
-  const common = {
-    name,
-    compatibilityDate: '2026-04-20',
-    kvNamespaces: { GATEWAY_KV: `kv-${name}` },
-    unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }],
-  };
-  if (name === 'mcpgate') {
-    return {
-      ...common,
-      modulesRoot: BUILD,
-      modules: [
-        { type: 'ESModule', path: path.join(BUILD, 'worker/shim.mjs') },
-        { type: 'ESModule', path: path.join(BUILD, 'index.js') },
-        { type: 'CompiledWasm', path: path.join(BUILD, 'index_bg.wasm') },
-      ],
-      // The worker's Durable Objects, as wrangler.toml binds them (admin writes go
-      // through TENANT_WRITER; usage and rate limits through TENANT_METER).
-      durableObjects: { TENANT_WRITER: 'TenantWriter', TENANT_METER: 'TenantMeter', OAUTH_TOKENS: 'OAuthCredential' },
-      bindings: {
-        OPENAI_BASE_URL: upstreamUrl, ANTHROPIC_BASE_URL: upstreamUrl, ADMIN_TOKEN, MASTER_KEY,
-        ALLOW_INSECURE_MCP_URLS: 'true', MAX_BODY_BYTES: String(32 * MB), UPSTREAM_TIMEOUT_MS: '600000',
-      },
-    };
-  }
-  return {
-    ...common,
-    modulesRoot: path.join(ROOT, 'bench/workers'),
-    modules: [
-      { type: 'ESModule', path: path.join(ROOT, `bench/workers/${name}.mjs`) },
-      { type: 'ESModule', path: path.join(ROOT, 'bench/workers/common.mjs') },
-    ],
-    bindings: { OPENAI_BASE_URL: upstreamUrl },
-  };
-}
-
-// workerd's stdout/stderr (mcpgate writes one JSON log line per request) are
-// drained here, never printed: a full pipe would stall workerd.
-export const runtimeOutput = { lines: 0, tail: '' };
-function handleRuntimeStdio(stdout, stderr) {
-  stdout.on('data', (d) => {
-    for (const c of d) if (c === 10) runtimeOutput.lines++;
-  });
-  stderr.on('data', (d) => {
-    runtimeOutput.tail = (runtimeOutput.tail + d).slice(-4000);
-  });
-}
-
-function miniflareOptions(names, upstreamUrl) {
-  return { host: '127.0.0.1', port: 0, handleRuntimeStdio, workers: names.map((n) => workerOptions(n, upstreamUrl)) };
-}
-
-async function startMiniflare(names, upstreamUrl) {
-  const t0 = process.hrtime.bigint();
-  const mf = new Miniflare(miniflareOptions(names, upstreamUrl));
-  await mf.ready;
-  const readyMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const urls = {};
-  for (const n of names) urls[n] = String(await mf.unsafeGetDirectURL(n)).replace(/\/$/, '');
-  const pids = childPids(process.pid, 'workerd');
-  if (pids.length !== 1) throw new Error(`expected one workerd child, found ${pids}`);
-  return { mf, urls, pid: pids[0], readyMs };
-}
 
 // ---------------------------------------------------------------------------
 
@@ -194,9 +102,9 @@ async function main() {
   writeFileSync(latencyBodyFile, latencyBody);
   const bodyDir = path.join(WORK, 'bodies');
   mkdirSync(bodyDir);
-  const cpuBodies = SETTINGS.cpu.map(([label, size, n]) => {
-    const body = makeBody(size);
-    const file = path.join(bodyDir, `body-${label.replace(' ', '').toLowerCase()}.json`);
+  const cpuBodies = SETTINGS.cpu.map(([label, size, n, make = makeBody]) => {
+    const body = make(size);
+    const file = path.join(bodyDir, `body-${label.replace(/ /g, '-').toLowerCase()}.json`);
     writeFileSync(file, body);
     return { label, size, n, body, file };
   });
@@ -210,11 +118,11 @@ async function main() {
 
   let mfh;
   try {
-    mfh = await startMiniflare(WORKERS, upstreamUrl);
+    mfh = await startMiniflare(WORKERS, upstreamUrl, { build: BUILD });
     if (CPU_WORKERD) pin(mfh.pid, CPU_WORKERD);
     log('workerd pid', mfh.pid, 'ready in', mfh.readyMs.toFixed(0), 'ms', mfh.urls);
 
-    const gatewayKey = await seed(mfh, upstreamUrl);
+    const gatewayKey = await seed(mfh, log);
     const base = { direct: upstreamUrl, ...mfh.urls };
     const url = (t, q = '') => (t === 'direct' ? `${base.direct}/v1/responses${q}` : `${base[t]}/openai/v1/responses${q}`);
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${gatewayKey}` };
@@ -225,18 +133,24 @@ async function main() {
       await sleep(Number(arg('hold', 120)) * 1000);
     }
 
-    results.latency = await latencyPhase(url, headers, latencyBody, latencyBodyFile, results.commands);
-    results.cpu = await cpuPhase(mfh.pid, url, headers, cpuBodies);
-    results.breakdown = await breakdownPhase(mfh.pid, base, headers);
-    results.ttfb = await ttfbPhase(url, headers, latencyBody);
-    results.stream = await streamPhase(mfh.pid, url, headers, latencyBody);
+    const want = (phase) => !ONLY || ONLY.includes(phase);
+    if (want('latency')) results.latency = await latencyPhase(url, headers, latencyBody, latencyBodyFile, results.commands);
+    if (want('cpu')) results.cpu = await cpuPhase(mfh.pid, url, headers, cpuBodies);
+    if (want('breakdown')) results.breakdown = await breakdownPhase(mfh.pid, base, headers);
+    if (want('ttfb')) results.ttfb = await ttfbPhase(url, headers, latencyBody);
+    if (want('stream')) results.stream = await streamPhase(mfh.pid, url, headers, latencyBody);
     results.rss_idle_end = rssBytes(mfh.pid);
     await mfh.mf.dispose();
     mfh = null;
-    results.startup = await startupPhase(upstreamUrl);
+    if (want('startup')) results.startup = await startupPhase(upstreamUrl);
   } finally {
     if (mfh) await mfh.mf.dispose().catch(() => {});
     up.child.kill();
+  }
+  if (ONLY) {
+    // A partial run (while working on one figure): printed, no report written.
+    console.log(JSON.stringify(results, null, 1));
+    return;
   }
 
   results.bundle = bundlePhase(results.commands);
@@ -274,41 +188,6 @@ function machineInfo() {
 }
 
 // Seeds mcpgate through its admin API and the JS workers' KV directly.
-async function seed(mfh, upstreamUrl) {
-  const tenant = {
-    providers: { openai: { api_key: PROVIDER_KEY } },
-    mcp_servers: {
-      crm: { url: 'https://mcp.example.com/crm', auth: { type: 'bearer', token: 'tok-crm-bench-0123456789' }, allowed_tools: ['search', 'lookup'], require_approval: 'never' },
-      files: { url: 'https://files.example.com/mcp', auth: { type: 'headers', headers: { 'X-Api-Key': 'files-key-bench-0123456789' } } },
-      docs: { url: 'https://docs.example.com/mcp', auth: { type: 'none' } },
-    },
-    allow_unmanaged_mcp_servers: false,
-  };
-  const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
-  const put = await request(`${mfh.urls.mcpgate}/admin/tenants/bench`, { method: 'PUT', headers: admin, body: JSON.stringify(tenant), keepBody: true });
-  if (put.status !== 200) throw new Error(`PUT tenant: ${put.status} ${put.body}`);
-  const k = await request(`${mfh.urls.mcpgate}/admin/tenants/bench/keys`, { method: 'POST', headers: admin, body: '{}', keepBody: true });
-  if (k.status !== 201) throw new Error(`POST key: ${k.status} ${k.body}`);
-  const key = JSON.parse(k.body).key;
-  const hash = createHash('sha256').update(key).digest('hex');
-  const record = {
-    tenant_id: 'bench',
-    openai_key: PROVIDER_KEY,
-    mcp_servers: {
-      crm: { url: tenant.mcp_servers.crm.url, token: tenant.mcp_servers.crm.auth.token, allowed_tools: ['search', 'lookup'], require_approval: 'never' },
-      files: { url: tenant.mcp_servers.files.url, headers: tenant.mcp_servers.files.auth.headers, require_approval: 'never' },
-      docs: { url: tenant.mcp_servers.docs.url, require_approval: 'never' },
-    },
-    allow_unmanaged: false,
-  };
-  for (const w of ['js-pass', 'js-inject']) {
-    const kv = await mfh.mf.getKVNamespace('GATEWAY_KV', w);
-    await kv.put(`bench:gk:${hash}`, JSON.stringify(record));
-  }
-  log('seeded tenant "bench" (admin API) and the JS workers\' KV');
-  return key;
-}
-
 // Every target answers 200 through the emulator with the provider key; the
 // injecting ones deliver "server_url" upstream, js-pass the body unchanged.
 async function sanity(url, headers, body) {
@@ -548,7 +427,7 @@ async function startupPhase(upstreamUrl) {
   for (let r = 0; r < SETTINGS.startupReps; r++) {
     for (const w of ['js-pass', 'mcpgate']) {
       const t0 = process.hrtime.bigint();
-      const mf = new Miniflare(miniflareOptions([w], upstreamUrl));
+      const mf = new Miniflare(miniflareOptions([w], upstreamUrl, { build: BUILD }));
       try {
         await mf.ready;
         const ready = Number(process.hrtime.bigint() - t0) / 1e6;

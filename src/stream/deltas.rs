@@ -16,14 +16,24 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::contains;
 use super::framer;
 use super::sse::SseKind;
+
+/// Which text a delta continues: its event type and the indices that name
+/// the text (OpenAI: item, output, content, summary; Anthropic: block index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaKey {
+    kind: String,
+    item: String,
+    indices: [Option<u64>; 3],
+}
 
 /// One piece of a text, located in its event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delta {
     /// Which text it continues.
-    pub key: String,
+    pub key: DeltaKey,
     /// The JSON string literal (quotes included) in the event's bytes.
     pub span: Range<usize>,
     /// Its decoded value.
@@ -62,10 +72,6 @@ struct AnthropicDelta<'a> {
     partial_json: Option<&'a RawValue>,
     #[serde(borrow)]
     thinking: Option<&'a RawValue>,
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Where the value of the event's only `data` field is; `None` when it has
@@ -109,14 +115,11 @@ pub fn delta_of(kind: SseKind, event: &[u8]) -> Option<Delta> {
             if !(e.kind.starts_with("response.") && e.kind.ends_with(".delta")) {
                 return None;
             }
-            let key = format!(
-                "{}|{}|{:?}|{:?}|{:?}",
-                e.kind,
-                e.item_id.as_deref().unwrap_or(""),
-                e.output_index,
-                e.content_index,
-                e.summary_index
-            );
+            let key = DeltaKey {
+                kind: e.kind.into_owned(),
+                item: e.item_id.map(Cow::into_owned).unwrap_or_default(),
+                indices: [e.output_index, e.content_index, e.summary_index],
+            };
             (e.delta?, key)
         }
         SseKind::Anthropic => {
@@ -132,14 +135,19 @@ pub fn delta_of(kind: SseKind, event: &[u8]) -> Option<Delta> {
                 "thinking_delta" => d.thinking,
                 _ => None,
             }?;
-            (raw, format!("{}|{}", e.index?, d.kind))
+            (raw, DeltaKey { kind: d.kind.into_owned(), item: String::new(), indices: [Some(e.index?), None, None] })
         }
         // Chat Completions and Google streams: byte scrubbing only (their text
         // deltas are not reassembled).
         SseKind::OpenAiData | SseKind::GeminiInteractions | SseKind::GoogleData => return None,
     };
     let span = span_in(event, raw)?;
-    let text: String = serde_json::from_str(raw.get()).ok()?;
+    let lit = raw.get();
+    // Most pieces carry no escape: their text is the literal's inside.
+    let text: String = match lit.get(1..lit.len() - 1) {
+        Some(inner) if !inner.contains('\\') => inner.to_string(),
+        _ => serde_json::from_str(lit).ok()?,
+    };
     Some(Delta { key, span, text })
 }
 
@@ -184,7 +192,11 @@ mod tests {
     fn anthropic_deltas() {
         let ev = b"event: content_block_delta\ndata:{\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\"}}\n\n";
         let d = delta_of(SseKind::Anthropic, ev).unwrap();
-        assert_eq!((d.key.as_str(), d.text.as_str()), ("2|input_json_delta", "{\"a"));
+        assert_eq!(d.text, "{\"a");
+        assert_eq!(
+            d.key,
+            DeltaKey { kind: "input_json_delta".into(), item: String::new(), indices: [Some(2), None, None] }
+        );
         let t = b"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
         assert_eq!(delta_of(SseKind::Anthropic, t).unwrap().text, "hi");
         let sig = b"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"s\"}}\n\n";

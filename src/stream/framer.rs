@@ -54,16 +54,26 @@ impl Framer {
     /// Scans the next chunk, calling `on_end` with the offset just past each
     /// event that ends in it, in order.
     pub fn scan(&mut self, chunk: &[u8], mut on_end: impl FnMut(usize)) {
-        for (i, &b) in chunk.iter().enumerate() {
+        let mut i = 0;
+        while i < chunk.len() {
+            // Inside a line only a terminator changes anything: skip to it.
+            if self.state == State::Line {
+                let Some(k) = memchr::memchr2(b'\n', b'\r', &chunk[i..]) else {
+                    self.len += chunk.len() - i;
+                    return;
+                };
+                self.len += k;
+                i += k;
+            }
+            let b = chunk[i];
             if self.state == State::EndCr {
-                if b == b'\n' {
-                    self.state = State::Start;
-                    self.len = 0;
-                    on_end(i + 1);
-                    continue;
-                }
                 self.state = State::Start;
                 self.len = 0;
+                if b == b'\n' {
+                    on_end(i + 1);
+                    i += 1;
+                    continue;
+                }
                 on_end(i);
             }
             self.len += 1;
@@ -79,6 +89,7 @@ impl Framer {
                 (b'\r', _) => State::Cr,
                 _ => State::Line,
             };
+            i += 1;
         }
     }
 

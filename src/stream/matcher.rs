@@ -138,8 +138,13 @@ fn escape(buf: &[u8], pos: usize, depth: u8) -> Read {
 #[derive(Clone)]
 pub struct Matcher {
     needles: Vec<Vec<char>>,
-    /// `raw_first[b]`: some secret's UTF-8 starts with byte `b`.
-    raw_first: [bool; 256],
+    /// `start[b]`: a secret may start at a byte `b`: some secret's raw first
+    /// byte, or a backslash (any escaped form).
+    start: [bool; 256],
+    /// Each secret's first two raw bytes (`None`: it is one byte long). After
+    /// a raw first byte, a secret can only go on with its raw second byte or
+    /// with a backslash (its second character escaped).
+    pairs: Vec<(u8, Option<u8>)>,
 }
 
 impl Matcher {
@@ -147,22 +152,49 @@ impl Matcher {
     #[must_use]
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Option<Self> {
         let mut needles: Vec<Vec<char>> = Vec::new();
-        let mut raw_first = [false; 256];
+        let mut start = [false; 256];
+        start[usize::from(b'\\')] = true;
+        let mut pairs = Vec::new();
         for s in secrets {
             let chars: Vec<char> = s.chars().collect();
             if chars.is_empty() || needles.contains(&chars) {
                 continue;
             }
-            raw_first[usize::from(s.as_bytes()[0])] = true;
+            let bytes = s.as_bytes();
+            start[usize::from(bytes[0])] = true;
+            pairs.push((bytes[0], bytes.get(1).copied()));
             needles.push(chars);
         }
-        (!needles.is_empty()).then_some(Self { needles, raw_first })
+        (!needles.is_empty()).then_some(Self { needles, start, pairs })
     }
 
-    /// Whether a secret can start at a byte like `b` (its raw first byte, or a backslash).
+    /// Whether a secret can start at `pos` judging by its first two bytes:
+    /// a cheap test that rules out almost every position before [`Self::at`] walks it.
+    fn may_start_at(&self, buf: &[u8], pos: usize) -> bool {
+        let b = buf[pos];
+        if b == b'\\' {
+            return true;
+        }
+        match buf.get(pos + 1) {
+            None | Some(b'\\') => true,
+            Some(&n) => self.pairs.iter().any(|&(f, s)| f == b && s.is_none_or(|s| s == n)),
+        }
+    }
+
+    /// Whether any secret, or the start of one, can be in `buf`, even as the
+    /// end of a JSON string inside it (a raw first byte followed by `"`):
+    /// `false` means `buf` needs no scrubbing and holds no partial match.
     #[must_use]
-    pub fn may_start(&self, b: u8) -> bool {
-        b == b'\\' || self.raw_first[usize::from(b)]
+    pub fn may_touch(&self, buf: &[u8]) -> bool {
+        let mut i = 0;
+        while let Some(k) = buf[i..].iter().position(|&b| self.start[usize::from(b)]) {
+            i += k;
+            if buf.get(i + 1) == Some(&b'"') || self.may_start_at(buf, i) {
+                return true;
+            }
+            i += 1;
+        }
+        false
     }
 
     /// The longest secret starting at `pos`, in any form. Any position may
@@ -213,7 +245,15 @@ impl Matcher {
         let mut copied = 0;
         let mut i = 0;
         while i < buf.len() {
-            if self.may_start(buf[i]) {
+            // Most bytes cannot start a secret: skip them in a tight loop.
+            match buf[i..].iter().position(|&b| self.start[usize::from(b)]) {
+                Some(k) => i += k,
+                None => {
+                    i = buf.len();
+                    break;
+                }
+            }
+            if self.may_start_at(buf, i) {
                 match self.at(buf, i) {
                     Found::Match(end) => {
                         out.extend_from_slice(&buf[copied..i]);
@@ -318,6 +358,19 @@ mod tests {
         let m = Matcher::new(["nquoted"]).unwrap();
         // `\\u006e` at depth 2 is `n`: the first backslash stays.
         assert_eq!(scrub(&m, "x\\\\\\u006equoted"), "x\\[R]");
+    }
+
+    #[test]
+    fn may_touch_sees_secrets_and_their_starts_only() {
+        let m = Matcher::new(["token-123"]).unwrap();
+        assert!(
+            !m.may_touch(b"data: {\"delta\":\"the cat is\"}\n\n"),
+            "t followed by neither o, a backslash nor a quote"
+        );
+        assert!(m.may_touch(b"{\"delta\":\"a tok\"}"), "a possible start");
+        assert!(m.may_touch(b"{\"delta\":\"at\"}"), "a one-byte start at the end of a string");
+        assert!(m.may_touch(b"x\\u0074oken-123"), "an escaped form");
+        assert!(m.may_touch(b"xt"), "a start at the end of the bytes");
     }
 
     #[test]

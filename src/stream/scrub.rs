@@ -201,6 +201,8 @@ fn on_piece(
     out: &mut Vec<u8>,
 ) {
     match *piece {
+        // Nearly every event: nothing of a secret in it, nothing held before it.
+        Piece::Event(event) if held.is_none() && !m.may_touch(event) => out.extend_from_slice(event),
         Piece::Event(event) => match delta_of(kind, event) {
             Some(delta) => on_delta(m, held, event, delta, out),
             None => match held {

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use memchr::memmem::Finder;
+
 use super::framer::{self, Events, Piece};
 
 /// A JSON answer larger than this is not parsed for usage (it is still
@@ -72,6 +74,9 @@ pub struct UsageMeter {
 /// What has been counted so far.
 #[derive(Debug)]
 struct Tally {
+    /// Searchers for the words of events that can carry what is counted
+    /// (built once per answer, not per event).
+    words: [Finder<'static>; 2],
     usage: Usage,
     /// Calls already counted: OpenAI reports an item in `output_item.done`
     /// and again in `response.completed`.
@@ -94,7 +99,11 @@ impl UsageMeter {
             buf: Vec::new(),
             overflow: false,
             events: Events::new(MAX_JSON_COPY),
-            tally: Tally { usage: Usage { requests: 1, ..Usage::default() }, seen_ids: Vec::new() },
+            tally: Tally {
+                words: [Finder::new(b"usage"), Finder::new(b"mcp_")],
+                usage: Usage { requests: 1, ..Usage::default() },
+                seen_ids: Vec::new(),
+            },
         }
     }
 
@@ -180,7 +189,7 @@ impl Tally {
 
     fn sse_event(&mut self, event: &[u8]) {
         // Cheap filter before parsing: only events that can carry what we count.
-        if !contains(event, b"usage") && !contains(event, b"mcp_") {
+        if self.words.iter().all(|w| w.find(event).is_none()) {
             return;
         }
         let Some(data) = framer::data(event) else { return };
@@ -294,10 +303,6 @@ struct ItemKind<'a> {
     server_label: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     server_name: Option<std::borrow::Cow<'a, str>>,
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Fixed one-minute windows per tenant: whether one more request fits.

@@ -6,16 +6,31 @@ import { guardBody } from '../../src/shell/js/guard.js';
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+// Every test runs against both kinds of upstream body: a default stream and a
+// byte stream (what fetch gives in the runtime; the guard reads it BYOB).
+let streamType;
+function both(name, fn) {
+  for (const type of ['default', 'bytes']) {
+    test(`${name} (${type} stream)`, () => {
+      streamType = type === 'bytes' ? 'bytes' : undefined;
+      return fn();
+    });
+  }
+}
+
 /** An upstream body from chunks; `fail` errors it after them, `hang` never ends it. */
 function upstream(chunks, { fail = false, hang = false } = {}) {
   let i = 0;
   let cancelled = false;
   const stream = new ReadableStream({
+    type: streamType,
     pull(c) {
       if (i < chunks.length) return c.enqueue(enc.encode(chunks[i++]));
       if (fail) return c.error(new Error('connection reset'));
       if (hang) return new Promise(() => {});
       c.close();
+      // A byte stream closed under a pending BYOB read ends that read with this.
+      c.byobRequest?.respond(0);
     },
     cancel() { cancelled = true; },
   });
@@ -41,7 +56,7 @@ function opts(extra = {}) {
   };
 }
 
-test('complete events pass in order; a split event is held until whole', async () => {
+both('complete events pass in order; a split event is held until whole', async () => {
   const { stream } = upstream(['event: a\ndata: 1\n\nevent: b\nda', 'ta: 2\n\n', 'event: c\ndata: 3\n\n']);
   const { o, outcomes } = opts();
   const reader = guardBody(stream, o).getReader();
@@ -57,7 +72,7 @@ test('complete events pass in order; a split event is held until whole', async (
   assert.deepEqual(outcomes, [['completed', parts.join('').length]]);
 });
 
-test('a reset mid-stream ends with the error event and drops the partial event', async () => {
+both('a reset mid-stream ends with the error event and drops the partial event', async () => {
   const { stream } = upstream(['data: 1\n\ndata: {"trunc', ], { fail: true });
   const { o, outcomes } = opts();
   const text = (await readAll(guardBody(stream, o))).join('');
@@ -65,7 +80,7 @@ test('a reset mid-stream ends with the error event and drops the partial event',
   assert.equal(outcomes[0][0], 'upstream_reset');
 });
 
-test('a stall ends the stream with the stall event and cancels upstream', async () => {
+both('a stall ends the stream with the stall event and cancels upstream', async () => {
   const up = upstream(['data: 1\n\n'], { hang: true });
   const { o, outcomes } = opts({ idleMs: 50 });
   const text = (await readAll(guardBody(up.stream, o))).join('');
@@ -74,7 +89,7 @@ test('a stall ends the stream with the stall event and cancels upstream', async 
   assert.ok(up.wasCancelled());
 });
 
-test('non-SSE bodies pass chunk by chunk and error on reset', async () => {
+both('non-SSE bodies pass chunk by chunk and error on reset', async () => {
   const { stream } = upstream(['{"a":', '1}']);
   const { o } = opts({ sse: false });
   assert.deepEqual(await readAll(guardBody(stream, o)), ['{"a":', '1}']);
@@ -82,7 +97,7 @@ test('non-SSE bodies pass chunk by chunk and error on reset', async () => {
   await assert.rejects(readAll(guardBody(broken.stream, opts({ sse: false }).o)));
 });
 
-test('client cancel cancels upstream and reports it', async () => {
+both('client cancel cancels upstream and reports it', async () => {
   const up = upstream(['data: 1\n\n'], { hang: true });
   const { o, outcomes } = opts();
   const reader = guardBody(up.stream, o).getReader();
@@ -92,7 +107,7 @@ test('client cancel cancels upstream and reports it', async () => {
   assert.equal(outcomes[0][0], 'client_cancelled');
 });
 
-test('the scrubber sees every byte once, also on reset', async () => {
+both('the scrubber sees every byte once, also on reset', async () => {
   const seen = [];
   const scrub = {
     push: (u) => { seen.push(dec.decode(u)); return enc.encode(dec.decode(u).replaceAll('S', '*')); },
@@ -106,7 +121,7 @@ test('the scrubber sees every byte once, also on reset', async () => {
   assert.deepEqual(seen, ['data: S1\n\n', 'data: S2\n\n']);
 });
 
-test('readLimited returns the body, or null past the limit and cancels', async () => {
+both('readLimited returns the body, or null past the limit and cancels', async () => {
   const { readLimited } = await import('../../src/shell/js/guard.js');
   const small = upstream(['ab', 'cd']);
   assert.equal(dec.decode(await readLimited(small.stream, 4)), 'abcd');
@@ -116,7 +131,7 @@ test('readLimited returns the body, or null past the limit and cancels', async (
   assert.equal((await readLimited(null, 4)).length, 0);
 });
 
-test('after a client disconnect the tap is freed once and never used again', async () => {
+both('after a client disconnect the tap is freed once and never used again', async () => {
   let freed = 0;
   let usedAfterFree = false;
   const tap = {
@@ -140,7 +155,7 @@ test('after a client disconnect the tap is freed once and never used again', asy
   assert.ok(up.wasCancelled());
 });
 
-test('every blank-line form ends an event, also split over chunks; a reset drops only the partial one', async () => {
+both('every blank-line form ends an event, also split over chunks; a reset drops only the partial one', async () => {
   for (const blank of ['\n\n', '\r\n\r\n', '\r\r', '\n\r\n', '\r\n\n']) {
     const whole = `data: 1${blank}data: 2${blank}data: {"tr`;
     for (let cut = 1; cut < whole.length; cut++) {
@@ -152,7 +167,7 @@ test('every blank-line form ends an event, also split over chunks; a reset drops
   }
 });
 
-test('an event longer than maxEvent is forwarded as it comes, not held; a reset closes it off first', async () => {
+both('an event longer than maxEvent is forwarded as it comes, not held; a reset closes it off first', async () => {
   const up = upstream(['data: 1\n\ndata: "0123456789', 'abcdef'], { hang: true });
   const { o, outcomes } = opts({ maxEvent: 8, idleMs: 50 });
   const reader = guardBody(up.stream, o).getReader();
@@ -161,4 +176,21 @@ test('an event longer than maxEvent is forwarded as it comes, not held; a reset 
   assert.equal(dec.decode((await reader.read()).value), '\n\n');
   assert.equal(dec.decode((await reader.read()).value), 'event: error\ndata: {"stall":1}\n\n');
   assert.equal(outcomes[0][0], 'upstream_stalled');
+});
+
+test('a byte stream is read in large reads: what has arrived goes to the tap at once', async () => {
+  const pushes = [];
+  const tap = { push: (u) => { pushes.push(u.length); return undefined; }, finish: () => new Uint8Array(0), free: () => {} };
+  const events = Array.from({ length: 50 }, (_, i) => `data: ${i}\n\n`);
+  const stream = new ReadableStream({
+    type: 'bytes',
+    start(c) {
+      for (const e of events) c.enqueue(enc.encode(e));
+      c.close();
+    },
+  });
+  const { o } = opts({ scrub: tap });
+  const text = (await readAll(guardBody(stream, o))).join('');
+  assert.equal(text, events.join(''));
+  assert.deepEqual(pushes, [events.join('').length], 'one read took every queued chunk');
 });

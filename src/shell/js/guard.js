@@ -23,7 +23,8 @@ const encoder = new TextEncoder();
  *          done: (outcome: string, bytesOut: number) => void}} opts
  */
 export function guardBody(body, opts) {
-  const reader = body.getReader();
+  const source = openReader(body);
+  const reader = source.reader;
   const framer = opts.sse ? new SseFramer(opts.maxEvent > 0 ? opts.maxEvent : MAX_EVENT) : null;
   const held = new Held();
   // Part of the current event was forwarded (it passed the bound).
@@ -36,9 +37,30 @@ export function guardBody(body, opts) {
   let settle;
   opts.finished = new Promise((resolve) => { settle = resolve; });
 
+  // One watchdog per stream, not a timer per read: it ends a read that has
+  // waited `idleMs` for the provider (time the client takes to pull does not count).
+  let readingSince = null;
+  let stalled = false;
+  let watchdog = null;
+  const watch = (ms) => {
+    watchdog = setTimeout(() => {
+      watchdog = null;
+      if (finished) return;
+      const waited = readingSince === null ? 0 : Date.now() - readingSince;
+      if (waited >= opts.idleMs) {
+        stalled = true;
+        reader.cancel('upstream idle').catch(() => {});
+      } else {
+        watch(opts.idleMs - waited);
+      }
+    }, ms);
+  };
+  if (opts.idleMs > 0) watch(opts.idleMs);
+
   const finish = (outcome) => {
     if (finished) return;
     finished = true;
+    if (watchdog !== null) clearTimeout(watchdog);
     settle();
     // The wasm tap is freed exactly once and never touched again: a read that
     // was pending when the client left may still resolve after this.
@@ -53,11 +75,15 @@ export function guardBody(body, opts) {
       controller.enqueue(bytes);
     }
   };
-  const read = () => {
-    if (!(opts.idleMs > 0)) return reader.read();
-    let timer;
-    const idle = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('mcpgate-idle')), opts.idleMs); });
-    return Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+  const read = async () => {
+    readingSince = Date.now();
+    try {
+      const r = await source.read();
+      if (stalled) throw new Error('mcpgate-idle');
+      return r;
+    } finally {
+      readingSince = null;
+    }
   };
 
   // Forwards every complete event of `chunk` (after what is held), holds the
@@ -151,6 +177,31 @@ export function guardBody(body, opts) {
       return reader.cancel(reason);
     },
   }, { highWaterMark: 2 });
+}
+
+/** Bytes asked of a byte stream per read: the runtime's fetch bodies hand a
+ * default reader at most 4 KiB at a time, a BYOB read whatever has arrived
+ * up to this, so a fast stream costs far fewer reads (and wasm calls). */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * A reader of `body`: BYOB into fresh buffers when it is a byte stream (a
+ * read never waits for the buffer to fill, only for some bytes), else the
+ * default reader.
+ */
+function openReader(body) {
+  try {
+    const reader = body.getReader({ mode: 'byob' });
+    const read = async () => {
+      const { done, value } = await reader.read(new Uint8Array(READ_BYTES));
+      // A small read is copied out of its buffer: held bytes must not pin 64 KiB each.
+      return { done, value: !done && value.byteLength * 4 < READ_BYTES ? value.slice() : value };
+    };
+    return { reader, read };
+  } catch {
+    const reader = body.getReader();
+    return { reader, read: () => reader.read() };
+  }
 }
 
 /**
