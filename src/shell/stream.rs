@@ -70,6 +70,19 @@ impl Tap {
     pub fn finish(&mut self) -> Vec<u8> {
         self.scrubber.as_mut().map(Scrubber::finish).unwrap_or_default()
     }
+
+    /// What `push` returns is whole SSE events (framed here, so the guard
+    /// need not frame again); the held partial event comes out of `finish`.
+    #[wasm_bindgen(getter)]
+    pub fn framed(&self) -> bool {
+        self.scrubber.as_ref().is_some_and(Scrubber::frames_events)
+    }
+
+    /// Part of an over-long event went out and its end has not.
+    #[wasm_bindgen(getter)]
+    pub fn spilling(&self) -> bool {
+        self.scrubber.as_ref().is_some_and(Scrubber::spilling)
+    }
 }
 
 pub struct GuardOptions {

@@ -178,6 +178,12 @@ impl Events {
         }
     }
 
+    /// Part of an event longer than the bound has been handed on and its end has not.
+    #[must_use]
+    pub const fn spilling(&self) -> bool {
+        self.spilling
+    }
+
     /// Ends the stream: hands on what is still held.
     pub fn finish(&mut self, mut f: impl FnMut(Piece<'_>)) {
         let ended = self.framer.finish();

@@ -164,6 +164,22 @@ impl Scrubber {
         }
     }
 
+    /// Whether what [`Self::push`] returns ends on event boundaries: an SSE
+    /// scrubber holds an unfinished event back (unless it is over the bound).
+    #[must_use]
+    pub const fn frames_events(&self) -> bool {
+        matches!(self.mode, Mode::Sse(_))
+    }
+
+    /// An SSE scrubber has handed on part of an over-long event, not its end.
+    #[must_use]
+    pub fn spilling(&self) -> bool {
+        match &self.mode {
+            Mode::Sse(st) => st.events.spilling(),
+            Mode::Bytes(_) => false,
+        }
+    }
+
     /// Response headers with every secret in their values replaced.
     #[must_use]
     pub fn scrub_headers(&self, headers: &[(String, String)]) -> Vec<(String, String)> {

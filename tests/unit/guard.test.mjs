@@ -194,3 +194,49 @@ test('a byte stream is read in large reads: what has arrived goes to the tap at 
   assert.equal(text, events.join(''));
   assert.deepEqual(pushes, [events.join('').length], 'one read took every queued chunk');
 });
+
+// A tap that frames events itself, like the wasm SSE scrubber: push returns
+// whole events only, finish what it still holds (possibly a partial event).
+function framingTap({ spillAt = Infinity } = {}) {
+  let pending = '';
+  let spilling = false;
+  return {
+    framed: true,
+    get spilling() { return spilling; },
+    push(u) {
+      pending += dec.decode(u);
+      if (spilling || pending.length > spillAt) {
+        const out = pending;
+        pending = '';
+        spilling = true;
+        return enc.encode(out);
+      }
+      const end = pending.lastIndexOf('\n\n');
+      if (end < 0) return new Uint8Array(0);
+      const out = pending.slice(0, end + 2);
+      pending = pending.slice(end + 2);
+      return enc.encode(out);
+    },
+    finish() {
+      const out = pending;
+      pending = '';
+      return enc.encode(out);
+    },
+    free() {},
+  };
+}
+
+both('a framing tap: its events pass as they come, a reset drops only its partial event', async () => {
+  const { stream } = upstream(['data: 1\n\ndata: 2', '\n\ndata: {"tr'], { fail: true });
+  const { o, outcomes } = opts({ scrub: framingTap() });
+  const text = (await readAll(guardBody(stream, o))).join('');
+  assert.equal(text, 'data: 1\n\ndata: 2\n\nevent: error\ndata: {"reset":1}\n\n');
+  assert.equal(outcomes[0][0], 'upstream_reset');
+});
+
+both('a framing tap that spilled an over-long event: a reset closes it off first', async () => {
+  const { stream } = upstream(['data: 1\n\ndata: "0123456789', 'abc'], { fail: true });
+  const { o } = opts({ scrub: framingTap({ spillAt: 12 }) });
+  const text = (await readAll(guardBody(stream, o))).join('');
+  assert.equal(text, 'data: 1\n\ndata: "0123456789abc\n\nevent: error\ndata: {"reset":1}\n\n');
+});

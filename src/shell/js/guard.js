@@ -19,7 +19,8 @@ const encoder = new TextEncoder();
 /**
  * @param {ReadableStream<Uint8Array>} body the fetched upstream body
  * @param {{sse: boolean, maxEvent?: number, idleMs: number, resetEvent: string, stallEvent: string,
- *          scrub: null | {push(u: Uint8Array): Uint8Array, finish(): Uint8Array, free(): void},
+ *          scrub: null | {push(u: Uint8Array): Uint8Array, finish(): Uint8Array, free(): void,
+ *                         framed?: boolean, spilling?: boolean},
  *          done: (outcome: string, bytesOut: number) => void}} opts
  */
 export function guardBody(body, opts) {
@@ -27,6 +28,8 @@ export function guardBody(body, opts) {
   const reader = source.reader;
   const framer = opts.sse ? new SseFramer(opts.maxEvent > 0 ? opts.maxEvent : MAX_EVENT) : null;
   const held = new Held();
+  // The tap hands back whole events (it frames them itself): its output is not framed again.
+  const framed = !!(opts.sse && opts.scrub && opts.scrub.framed);
   // Part of the current event was forwarded (it passed the bound).
   let spilled = false;
   let bytesOut = 0;
@@ -141,6 +144,7 @@ export function guardBody(body, opts) {
           const stalled = e instanceof Error && e.message === 'mcpgate-idle';
           reader.cancel().catch(() => {});
           if (opts.sse) {
+            if (framed && opts.scrub.spilling) spilled = true;
             // Complete events that were held back still go out; a partial one does not.
             const tail = opts.scrub ? opts.scrub.finish() : null;
             if (tail && tail.length) frameInto(controller, tail);
@@ -164,7 +168,7 @@ export function guardBody(body, opts) {
         }
         const tapped = opts.scrub ? opts.scrub.push(r.value) : undefined;
         const chunk = tapped === undefined ? r.value : tapped;
-        if (opts.sse) {
+        if (opts.sse && !framed) {
           if (frameInto(controller, chunk)) return;
         } else if (chunk.length > 0) {
           emit(controller, chunk);
