@@ -11,13 +11,37 @@ use crate::tenant::input::ParseOptions;
 pub const KV_BINDING: &str = "GATEWAY_KV";
 const DEFAULT_MAX_BODY: u64 = 32 * 1024 * 1024;
 
-/// A var or secret by name; `wrangler dev --var` makes vars, deployments use secrets.
-fn text(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .map(|s| s.to_string())
-        .or_else(|_| env.var(name).map(|v| v.to_string()))
-        .ok()
-        .filter(|s| !s.is_empty())
+/// Values read so far, by name (`None`: unset).
+type Read = Vec<(&'static str, Option<String>)>;
+
+thread_local! {
+    /// The vars and secrets read so far, and the `env` object they were read
+    /// from. Every request of an isolate gets the same `env`, so each value
+    /// crosses from JS once per isolate instead of on every request; another
+    /// `env` object empties the cache.
+    static VARS: std::cell::RefCell<(wasm_bindgen::JsValue, Read)> =
+        const { std::cell::RefCell::new((wasm_bindgen::JsValue::UNDEFINED, Vec::new())) };
+}
+
+/// A var or secret by name (both are strings in `env`); `wrangler dev --var`
+/// makes vars, deployments use secrets. Empty counts as unset.
+fn text(env: &Env, name: &'static str) -> Option<String> {
+    let js: &wasm_bindgen::JsValue = env.as_ref();
+    VARS.with_borrow_mut(|(seen, values)| {
+        if !js_sys::Object::is(seen, js) {
+            *seen = js.clone();
+            values.clear();
+        }
+        if let Some((_, v)) = values.iter().find(|(n, _)| *n == name) {
+            return v.clone();
+        }
+        let v = js_sys::Reflect::get(js, &wasm_bindgen::JsValue::from_str(name))
+            .ok()
+            .and_then(|v| v.as_string())
+            .filter(|s| !s.is_empty());
+        values.push((name, v.clone()));
+        v
+    })
 }
 
 pub fn admin_token(env: &Env) -> Option<Secret> {

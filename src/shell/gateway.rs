@@ -212,7 +212,7 @@ async fn proxy(
         what,
     })
     .await?;
-    let mut handled = answer(&call, ctx, upstream, &policed.secrets, log, started)?;
+    let mut handled = answer(&call, ctx, upstream, &policed.secrets, log, started).await?;
     if !policed.omitted.is_empty() {
         let (Handled::Logged(resp) | Handled::Plain(resp)) = &mut handled;
         let _ = resp.headers_mut().set(crate::tenant::users::OMITTED_HEADER, &policed.omitted.join(","));
@@ -377,9 +377,14 @@ fn credential_values(auth: &McpAuth) -> Vec<Secret> {
     }
 }
 
+/// A JSON answer up to this size, with its length declared, is read whole
+/// and scrubbed and metered in one pass instead of streamed through the guard.
+const BUFFERED_JSON_MAX: u64 = 4 * 1024 * 1024;
+
 /// Streams the provider's answer back: untouched when nothing must watch it,
-/// otherwise through the guard (SSE error events, scrubbing, metering).
-fn answer(
+/// read whole when it is a JSON answer of known, bounded length, otherwise
+/// through the guard (SSE error events, scrubbing, metering).
+async fn answer(
     call: &Call<'_>,
     ctx: &Context,
     upstream: Response,
@@ -399,9 +404,48 @@ fn answer(
         Some(s) => s.scrub_headers(&out_headers),
         None => out_headers,
     };
-    let (_, body) = upstream.into_parts();
     let metered = (200..300).contains(&status) && reports_usage(route.provider, route.method, &route.upstream_path);
     let tenant_id = record.tenant_id.clone();
+    let declared = get(&up_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if sse.is_none() && (scrubber.is_some() || metered) && declared.is_some_and(|n| n <= BUFFERED_JSON_MAX) {
+        let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
+        let read = upstream::read_whole(upstream, idle_ms).await;
+        let (bytes, outcome) = match read {
+            Ok(bytes) => (bytes, Outcome::Completed),
+            Err(outcome) => {
+                log.outcome = outcome;
+                return Err(GatewayError::UpstreamUnreachable { what: route.provider.label().to_string() });
+            }
+        };
+        let usage = if metered {
+            let mut m = UsageMeter::new(BodyKind::Json);
+            m.push(&bytes);
+            m.finish()
+        } else {
+            Usage { requests: 1, ..Usage::default() }
+        };
+        let body = match scrubber {
+            Some(mut s) => {
+                let mut out = s.push(&bytes);
+                out.extend(s.finish());
+                out
+            }
+            None => bytes,
+        };
+        log.outcome = outcome;
+        log.bytes_out = body.len() as u64;
+        if metered {
+            log.input_tokens = Some(usage.input_tokens);
+            log.output_tokens = Some(usage.output_tokens);
+            log.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
+        }
+        emit(log, started);
+        meter::add(ctx, env, &tenant_id, &usage);
+        // The body's length is set by the runtime (scrubbing may change it).
+        let headers: Vec<_> = out_headers.into_iter().filter(|(n, _)| n != "content-length").collect();
+        return Ok(Handled::Logged(upstream::respond(status, &headers, worker::ResponseBody::Body(body), None)));
+    }
+    let (_, body) = upstream.into_parts();
 
     if sse.is_none() && scrubber.is_none() && !metered {
         log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -409,8 +453,11 @@ fn answer(
         return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
-    // Unwatched by SSE framing (scrub or meter only): the kind is unused but must be valid.
-    let kind = sse.unwrap_or(SseKind::OpenAiData);
+    let what = route.provider.label();
+    // Only an event stream ends with an error event; a JSON answer never sends one.
+    let (reset_event, stall_event) = sse.map_or_else(Default::default, |kind| {
+        (error_event(kind, what, Interruption::Reset), error_event(kind, what, Interruption::Stalled { idle_ms }))
+    });
     let body_kind = if sse.is_some() { BodyKind::Sse } else { BodyKind::Json };
     let usage_meter: Option<SharedMeter> = metered.then(|| Rc::new(RefCell::new(Some(UsageMeter::new(body_kind)))));
     let meter_for_done = usage_meter.clone();
@@ -419,12 +466,11 @@ fn answer(
     let js_ctx: &wasm_bindgen::JsValue = js_ctx.as_ref();
     let ctx_done = Context::new(wasm_bindgen::JsCast::unchecked_into(js_ctx.clone()));
     let env_done = env.clone();
-    let what = route.provider.label();
     let opts = GuardOptions {
         sse: sse.is_some(),
         idle_ms,
-        reset_event: error_event(kind, what, Interruption::Reset),
-        stall_event: error_event(kind, what, Interruption::Stalled { idle_ms }),
+        reset_event,
+        stall_event,
         scrubber,
         meter: usage_meter,
         client_signal: js_sys::Reflect::get(req.inner(), &wasm_bindgen::JsValue::from_str("signal"))

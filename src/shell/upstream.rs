@@ -106,6 +106,18 @@ pub async fn fetch(request: &Request, via: Via<'_>, timeout_ms: u64, what: &str)
     }
 }
 
+/// The whole body of an answer; the outcome instead when the provider broke
+/// off or sent nothing for `idle_ms`.
+pub async fn read_whole(mut resp: Response, idle_ms: u64) -> Result<Vec<u8>, crate::http::log::Outcome> {
+    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(idle_ms)));
+    let reading = std::pin::pin!(resp.bytes());
+    match select(reading, timer).await {
+        Either::Left((Ok(bytes), _)) => Ok(bytes),
+        Either::Left((Err(_), _)) => Err(crate::http::log::Outcome::UpstreamReset),
+        Either::Right(_) => Err(crate::http::log::Outcome::UpstreamStalled),
+    }
+}
+
 /// Builds the client response around the upstream body, guarded when asked.
 pub fn respond(
     status: u16,

@@ -78,15 +78,20 @@ export function guardBody(body, opts) {
       controller.enqueue(bytes);
     }
   };
+  // The watchdog's cancel ends the pending read one way or another (done, or
+  // rejected, depending on the stream): either way it is a stall.
   const read = async () => {
     readingSince = Date.now();
+    let r;
     try {
-      const r = await source.read();
-      if (stalled) throw new Error('mcpgate-idle');
-      return r;
+      r = await source.read();
+    } catch (e) {
+      if (!stalled) throw e;
     } finally {
       readingSince = null;
     }
+    if (stalled) throw new Error('mcpgate-idle');
+    return r;
   };
 
   // Forwards every complete event of `chunk` (after what is held), holds the
