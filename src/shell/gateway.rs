@@ -228,9 +228,8 @@ async fn authenticate(
 ) -> Result<GatewayKeyRecord, GatewayError> {
     let key = auth::gateway_key_or(client_headers, provider.spec().client_key_header)?;
     let digest = sha256_hex(key.expose().as_bytes());
-    let store = kv::store(env)?;
     let record: GatewayKeyRecord =
-        kv::get_json(&store, &storage::gateway_key(&digest)).await?.ok_or_else(auth::unknown_key)?;
+        kv::read_json(env, &storage::gateway_key(&digest)).await?.ok_or_else(auth::unknown_key)?;
     if !ct_eq(record.sha256.as_bytes(), digest.as_bytes()) {
         return Err(auth::unknown_key());
     }
@@ -409,7 +408,7 @@ async fn answer(
     let declared = get(&up_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if sse.is_none() && (scrubber.is_some() || metered) && declared.is_some_and(|n| n <= BUFFERED_JSON_MAX) {
         let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
-        let read = upstream::read_whole(upstream, idle_ms).await;
+        let read = upstream::read_whole(upstream, BUFFERED_JSON_MAX, idle_ms).await;
         let (bytes, outcome) = match read {
             Ok(bytes) => (bytes, Outcome::Completed),
             Err(outcome) => {

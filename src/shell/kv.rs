@@ -18,6 +18,18 @@ pub async fn get_json<T: DeserializeOwned>(kv: &KvStore, key: &str) -> Result<Op
     }
 }
 
+/// One record by key, read in one call (the request path: no `KvStore`
+/// wrapper is built for a single read).
+pub async fn read_json<T: DeserializeOwned>(env: &Env, key: &str) -> Result<Option<T>, GatewayError> {
+    let v = wasm_bindgen_futures::JsFuture::from(get_text(env.as_ref(), super::env::KV_BINDING, key))
+        .await
+        .map_err(|_| super::internal("KV read failed"))?;
+    match v.as_string() {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t).map(Some).map_err(|_| super::internal("KV record does not parse")),
+    }
+}
+
 async fn apply_one(kv: &KvStore, op: KvOp) -> Result<(), GatewayError> {
     match op {
         KvOp::Put { key, value } => kv
@@ -70,8 +82,11 @@ pub async fn list(
     }
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/kv_list.js")]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/kv.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = getText)]
+    fn get_text(env: &wasm_bindgen::JsValue, binding: &str, key: &str) -> js_sys::Promise;
+
     #[wasm_bindgen(js_name = listKeys)]
     fn list_keys(env: &wasm_bindgen::JsValue, binding: &str, prefix: &str, limit: u32, cursor: &str)
         -> js_sys::Promise;

@@ -5,11 +5,8 @@
 //! gateway must watch it, in which case `stream::guard` wraps it.
 
 use futures_util::future::{select, Either};
-use wasm_bindgen::JsValue;
-use worker::{
-    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody,
-    ResponseBuilder,
-};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Delay, Headers, Request, Response, ResponseBody, ResponseBuilder};
 
 use super::stream::{guard, GuardOptions};
 use crate::http::error::GatewayError;
@@ -47,22 +44,16 @@ pub enum Via<'a> {
 /// Sends the request; 502 if the upstream cannot be reached, 504 if it
 /// sends no headers within the timeout (the fetch is then aborted).
 pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::from(out.method.to_string()))
-        .with_headers(to_headers(&out.headers)?)
-        .with_redirect(RequestRedirect::Manual);
+    let init = web_sys::RequestInit::new();
+    init.set_method(out.method);
+    init.set_headers(to_headers(&out.headers)?.as_ref());
+    init.set_redirect(web_sys::RequestRedirect::Manual);
     match out.body {
         Body::None => {}
-        Body::Bytes(b) => {
-            init.with_body(Some(JsValue::from(js_sys::Uint8Array::from(b.as_slice()))));
-        }
-        Body::Stream(s) => {
-            init.with_body(Some(JsValue::from(s)));
-        }
+        Body::Bytes(b) => init.set_body(&js_sys::Uint8Array::from(b.as_slice())),
+        Body::Stream(s) => init.set_body(&s),
     }
-    let request =
-        Request::new_with_init(out.url, &init).map_err(|_| super::internal("building the upstream request failed"))?;
-    fetch(&request, Via::Internet, out.timeout_ms, out.what).await
+    within(&JsValue::NULL, &JsValue::from_str(out.url), init, out.timeout_ms, out.what).await
 }
 
 /// The one fetch with a deadline for every upstream (providers, MCP servers
@@ -71,46 +62,52 @@ pub async fn send(out: Outbound<'_>) -> Result<Response, GatewayError> {
 /// so a timed-out call never keeps running. 502 when the upstream cannot be
 /// reached, 504 on the deadline.
 pub async fn fetch(request: &Request, via: Via<'_>, timeout_ms: u64, what: &str) -> Result<Response, GatewayError> {
-    let controller = AbortController::default();
-    let init = web_sys::RequestInit::new();
-    init.set_signal(Some(&controller.signal()));
-    let request = web_sys::Request::new_with_request_and_init(request.inner(), &init)
-        .map(Request::from)
-        .map_err(|_| super::internal("building the upstream request failed"))?;
-    let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(timeout_ms)));
-    // `None`: the deadline came first.
-    let sent = match via {
-        Via::Internet => {
-            let fetch = Fetch::Request(request);
-            let sending = std::pin::pin!(fetch.send());
-            match select(sending, timer).await {
-                Either::Left((r, _)) => Some(r),
-                Either::Right(_) => None,
-            }
-        }
-        Via::Service(fetcher) => {
-            let sending = std::pin::pin!(fetcher.fetch_request(request));
-            match select(sending, timer).await {
-                Either::Left((r, _)) => Some(r),
-                Either::Right(_) => None,
-            }
-        }
+    let target = match via {
+        Via::Internet => JsValue::NULL,
+        Via::Service(fetcher) => JsValue::from(fetcher.clone().into_rpc::<js_sys::Object>()),
     };
+    within(&target, request.inner(), web_sys::RequestInit::new(), timeout_ms, what).await
+}
+
+async fn within(
+    target: &JsValue,
+    input: &JsValue,
+    init: web_sys::RequestInit,
+    timeout_ms: u64,
+    what: &str,
+) -> Result<Response, GatewayError> {
+    #[allow(clippy::cast_precision_loss)]
+    let sent = wasm_bindgen_futures::JsFuture::from(fetch_within(target, input, &init, timeout_ms as f64)).await;
     match sent {
-        Some(Ok(resp)) => Ok(resp),
-        Some(Err(_)) => Err(GatewayError::UpstreamUnreachable { what: what.to_string() }),
-        None => {
-            controller.abort();
+        Ok(resp) => resp
+            .dyn_into::<web_sys::Response>()
+            .map(Response::from)
+            .map_err(|_| GatewayError::UpstreamUnreachable { what: what.to_string() }),
+        Err(e) if e.as_string().as_deref() == Some("timeout") => {
             Err(GatewayError::UpstreamTimeout { what: what.to_string() })
         }
+        Err(_) => Err(GatewayError::UpstreamUnreachable { what: what.to_string() }),
     }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/shell/js/fetch.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = fetchWithin)]
+    fn fetch_within(target: &JsValue, input: &JsValue, init: &web_sys::RequestInit, ms: f64) -> js_sys::Promise;
 }
 
 /// The whole body of an answer; the outcome instead when the provider broke
 /// off or sent nothing for `idle_ms`.
-pub async fn read_whole(mut resp: Response, idle_ms: u64) -> Result<Vec<u8>, crate::http::log::Outcome> {
+pub async fn read_whole(resp: Response, limit: u64, idle_ms: u64) -> Result<Vec<u8>, crate::http::log::Outcome> {
+    let (_, body) = resp.into_parts();
+    let stream = match body {
+        ResponseBody::Stream(s) => s,
+        ResponseBody::Body(b) => return Ok(b),
+        ResponseBody::Empty => return Ok(Vec::new()),
+    };
     let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(idle_ms)));
-    let reading = std::pin::pin!(resp.bytes());
+    // Read in the runtime, in large reads, then copied into wasm once.
+    let reading = std::pin::pin!(super::stream::read_limited(Some(stream), limit));
     match select(reading, timer).await {
         Either::Left((Ok(bytes), _)) => Ok(bytes),
         Either::Left((Err(_), _)) => Err(crate::http::log::Outcome::UpstreamReset),

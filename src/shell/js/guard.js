@@ -221,11 +221,11 @@ function openReader(body) {
  */
 export async function readLimited(body, limit) {
   if (!body) return new Uint8Array(0);
-  const reader = body.getReader();
+  const { reader, read } = openReader(body);
   const parts = [];
   let total = 0;
   for (;;) {
-    const r = await reader.read();
+    const r = await read();
     if (r.done) break;
     total += r.value.length;
     if (total > limit) {
