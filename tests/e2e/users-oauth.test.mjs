@@ -94,7 +94,7 @@ async function interleaved(server, rounds) {
       const { oai, ant } = clients(backendKey, user);
       const stream = i % 2 === 1;
       const check = (who, what) => {
-        assert.equal(who.server, server);
+        assert.equal(who.server, 'drive', 'the one MCP server behind both entries');
         assert.equal(who.subject, ACCOUNT[user], `${what} for ${user} stream=${stream}`);
       };
       jobs.push(whoamiOpenAI(oai, server, stream).then((w) => check(w, 'openai')));
@@ -188,7 +188,8 @@ test('relay mode: the capability token binds the user; each relayed call carries
   assert.equal(servers.drive.rejections.length, 0);
   // The provider got only the relay URL and a capability token, never an access token.
   for (const r of stack.providers.all()) {
-    const servs = [...(r.json?.tools ?? []), ...(r.json?.mcp_servers ?? [])];
+    const servs = [...(r.json?.tools ?? []).filter((t) => t.type === 'mcp'), ...(r.json?.mcp_servers ?? [])];
+    assert.equal(servs.length, 1);
     for (const s of servs) {
       const cred = s.authorization ?? s.authorization_token;
       assert.match(cred, /^mcr1\./, 'a capability token');
@@ -236,9 +237,11 @@ test('a revoked grant: that user gets 424 mcp_oauth_reconnect_required for that 
   // Alice, same server, same moment: fine (direct and relay).
   assert.equal((await whoamiOpenAI(clients(backendKey, 'alice').oai, 'drive')).subject, ACCOUNT.alice);
   assert.equal((await whoamiAnthropic(clients(backendKey, 'alice').ant, 'drive_relay')).subject, ACCOUNT.alice);
-  // Bob reconnects (signing in again) and works again.
-  await connect('bob', 'drive', ACCOUNT.bob);
+  // Bob reconnects (signing in again) and works again; the revocation hit his
+  // account everywhere, so the relayed entry needs its own reconnect.
+  for (const server of ['drive', 'drive_relay']) await connect('bob', server, ACCOUNT.bob);
   assert.equal((await whoamiOpenAI(oai, 'drive')).subject, ACCOUNT.bob);
+  assert.equal((await whoamiAnthropic(ant, 'drive_relay')).subject, ACCOUNT.bob);
 });
 
 test('deleting a user drops their OAuth state and keys; the other user is unaffected', async () => {
@@ -246,8 +249,11 @@ test('deleting a user drops their OAuth state and keys; the other user is unaffe
   assert.equal(k.status, 201);
   SECRETS.set(k.json.key, 'bob key');
   const bob = clients(k.json.key);
+  stack.reset();
   assert.equal((await whoamiOpenAI(bob.oai, 'drive_relay')).subject, ACCOUNT.bob);
-  const token = stack.providers.all().at(-1).json.tools[0].authorization;
+  const [sent] = stack.providers.all();
+  const token = sent.json.tools[0].authorization;
+  assert.match(token, /^mcr1\./);
   assert.equal((await gw.admin('DELETE', userPath('bob'))).status, 204);
   for (const server of ['drive', 'drive_relay']) {
     const s = await status('bob', server);
