@@ -278,6 +278,28 @@ test('deleting a user drops their OAuth state and keys; the other user is unaffe
   assert.equal((await whoamiAnthropic(clients(backendKey, 'alice').ant, 'drive_relay')).subject, ACCOUNT.alice);
 });
 
+test("a server's OAuth client changes: no user's old tokens are used; each user connects again", async () => {
+  const t = await gw.admin('GET', '/admin/tenants/acme');
+  const body = {
+    providers: { openai: { api_key: stack.openaiKey('acme 2') }, anthropic: { api_key: stack.anthropicKey('acme 2') } },
+    mcp_servers: {
+      // An explicit scope is a new OAuth config: a new credential for every user.
+      drive: { url: servers.drive.url, auth: { type: 'oauth2', scope: 'mcp:tools' }, per_user: true },
+      drive_relay: { url: servers.drive.url, auth: { type: 'oauth2' }, per_user: true, mode: 'relay', allowed_tools: ['whoami', 'search'] },
+    },
+  };
+  assert.equal(t.json.mcp_servers.drive.per_user, true);
+  await gw.putTenant('acme', body);
+  const e = await rejects(whoamiOpenAI(clients(backendKey, 'alice').oai, 'drive'));
+  assert.equal(e.status, 424);
+  assert.equal(e.code, 'mcp_user_connect_required');
+  assert.equal((await status('alice', 'drive')).status, 'not_connected');
+  // The unchanged server keeps every user's connection.
+  assert.equal((await whoamiOpenAI(clients(backendKey, 'alice').oai, 'drive_relay')).subject, ACCOUNT.alice);
+  await connect('alice', 'drive', ACCOUNT.alice);
+  assert.equal((await whoamiOpenAI(clients(backendKey, 'alice').oai, 'drive')).subject, ACCOUNT.alice);
+});
+
 test('closing: no secret in any answer, KV or Durable Object files, or the log; no user id in the log', async () => {
   const log = gw.log();
   for (const l of log.split('\n').filter((x) => x.includes('"user_hash"'))) assert.doesNotMatch(l, /alice|bob|carol/);
