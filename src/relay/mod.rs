@@ -14,9 +14,14 @@ pub mod filter;
 pub mod headers;
 pub mod policy;
 pub mod token;
+pub mod user;
 
 use crate::http::error::GatewayError;
 use crate::tenant::input::{check_url, ParseOptions};
+use std::collections::BTreeMap;
+
+use crate::crypto::MasterKey;
+use crate::tenant::users::{PerUser, UserId};
 use crate::tenant::{McpAuth, McpMode, McpPolicy};
 use token::{id_hex, Capability, TokenKey};
 
@@ -73,6 +78,18 @@ pub struct Minter<'a> {
     /// Unix seconds.
     pub now: u64,
     pub ttl: u64,
+    /// Per-user servers' tokens are bound to the request's user.
+    pub users: UserBinding<'a>,
+}
+
+/// What binds a per-user server's token to its user (`relay::user`).
+pub struct UserBinding<'a> {
+    pub master: &'a MasterKey,
+    /// The tenant's per-user servers.
+    pub per_user: &'a BTreeMap<String, PerUser>,
+    /// The request's user; without one, per-user servers never reach the
+    /// minting (they were refused or left out before).
+    pub user: Option<&'a UserId>,
 }
 
 /// The policy the rewriters should inject, with every relay-mode server
@@ -80,7 +97,8 @@ pub struct Minter<'a> {
 /// no relay server (the original policy applies as is).
 ///
 /// # Errors
-/// [`GatewayError::Internal`] if no random token id can be drawn.
+/// [`GatewayError::Internal`] if no random token id can be drawn;
+/// 424 `mcp_user_connect_required` for a per-user server without a user.
 pub fn relay_policy(
     policy: &McpPolicy,
     m: &Minter<'_>,
@@ -94,13 +112,22 @@ pub fn relay_policy(
         if server.mode != McpMode::Relay {
             continue;
         }
-        let id = random_id().ok_or_else(|| GatewayError::Internal { message: "random source failed".into() })?;
+        let random_failed = || GatewayError::Internal { message: "random source failed".into() };
+        let id = id_hex(&random_id().ok_or_else(random_failed)?);
+        let user = match (m.users.per_user.contains_key(name), m.users.user) {
+            (false, _) => None,
+            (true, Some(u)) => {
+                Some(user::seal(m.users.master, m.tenant, name, &id, &u.hash()).map_err(|_| random_failed())?)
+            }
+            (true, None) => return Err(GatewayError::McpUserConnectRequired { server: name.clone(), no_user: true }),
+        };
         let cap = Capability {
             tenant: m.tenant.to_string(),
             server: name.clone(),
             tools: server.allowed_tools.clone(),
             expires_at: m.now.saturating_add(m.ttl),
-            id: id_hex(&id),
+            id,
+            user,
         };
         server.url = relay_url(m.base_url, m.tenant, name);
         server.auth = McpAuth::Bearer(m.key.mint(&cap));
@@ -144,13 +171,21 @@ mod tests {
         McpPolicy { servers, allow_unmanaged: false }
     }
 
-    fn key() -> TokenKey {
-        TokenKey::from_master(&MasterKey::from_base64(&STANDARD.encode([5u8; 32])).unwrap())
+    fn master() -> MasterKey {
+        MasterKey::from_base64(&STANDARD.encode([5u8; 32])).unwrap()
     }
+
+    fn key() -> TokenKey {
+        TokenKey::from_master(&master())
+    }
+
+    const NO_USERS: BTreeMap<String, PerUser> = BTreeMap::new();
 
     fn relayed(p: &McpPolicy) -> McpPolicy {
         let k = key();
-        let m = Minter { key: &k, tenant: "acme", base_url: "https://gw.example", now: 1_000, ttl: 600 };
+        let mk = master();
+        let users = UserBinding { master: &mk, per_user: &NO_USERS, user: None };
+        let m = Minter { key: &k, tenant: "acme", base_url: "https://gw.example", now: 1_000, ttl: 600, users };
         let mut n = 0u8;
         relay_policy(p, &m, &mut || {
             n += 1;
@@ -176,12 +211,43 @@ mod tests {
         assert_ne!(tok.expose(), files.expose(), "every token has its own id");
     }
 
+    /// A per-user server's token names the request's user (sealed); a
+    /// tenant-level server's names none; without a user there is no token.
+    #[test]
+    fn per_user_tokens_bind_the_user() {
+        use crate::tenant::users::{OnMissing, UserCredentialKind};
+        let mut per_user = BTreeMap::new();
+        per_user.insert(
+            "crm".to_string(),
+            PerUser { credential: UserCredentialKind::Bearer, on_missing: OnMissing::Error },
+        );
+        let mut p = tenant_policy();
+        p.servers.get_mut("crm").unwrap().auth = McpAuth::Bearer(Secret::new("alice-SECRET"));
+        let (k, mk) = (key(), master());
+        let alice = UserId::parse("alice", "u").unwrap();
+        let users = UserBinding { master: &mk, per_user: &per_user, user: Some(&alice) };
+        let m = Minter { key: &k, tenant: "acme", base_url: "https://gw.example", now: 0, ttl: 60, users };
+        let out = relay_policy(&p, &m, &mut || Some([7; 16])).unwrap().unwrap();
+        let McpAuth::Bearer(t) = &out.servers["crm"].auth else { panic!("bearer") };
+        assert!(!t.expose().contains("alice-SECRET"));
+        let cap = k.verify(t.expose(), "acme", "crm", 1).unwrap();
+        assert_eq!(user::bound_user(&mk, &cap, true).unwrap(), Some(alice.hash()));
+        let McpAuth::Bearer(f) = &out.servers["files"].auth else { panic!("bearer") };
+        assert_eq!(k.verify(f.expose(), "acme", "files", 1).unwrap().user, None);
+        let users = UserBinding { master: &mk, per_user: &per_user, user: None };
+        let m = Minter { key: &k, tenant: "acme", base_url: "https://gw.example", now: 0, ttl: 60, users };
+        let e = relay_policy(&p, &m, &mut || Some([7; 16])).unwrap_err();
+        assert!(matches!(e, GatewayError::McpUserConnectRequired { ref server, no_user: true } if server == "crm"));
+    }
+
     #[test]
     fn no_relay_server_no_copy() {
         let mut p = tenant_policy();
         p.servers.retain(|n, _| n == "direct");
         let k = key();
-        let m = Minter { key: &k, tenant: "acme", base_url: "https://gw.example", now: 0, ttl: 1 };
+        let mk = master();
+        let users = UserBinding { master: &mk, per_user: &NO_USERS, user: None };
+        let m = Minter { key: &k, tenant: "acme", base_url: "https://gw.example", now: 0, ttl: 1, users };
         assert!(relay_policy(&p, &m, &mut || None).unwrap().is_none());
         p.servers.insert("crm".into(), server(McpMode::Relay, McpAuth::None));
         assert!(relay_policy(&p, &m, &mut || None).is_err(), "no randomness, no token");

@@ -50,6 +50,11 @@ pub struct Capability {
     /// Random id (128 bits, hex), for audit logs.
     #[serde(rename = "jti")]
     pub id: String,
+    /// Per-user servers: the user the token acts for, as the user's hash
+    /// sealed for this tenant, server and token id (`relay::user`); covered
+    /// by the tag like every claim. Absent for tenant-level servers.
+    #[serde(rename = "usr", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Why a token was refused. All are 401 at the relay; the names are for logs.
@@ -192,6 +197,7 @@ mod tests {
             tools: Some(vec!["search".into(), "lookup".into()]),
             expires_at: exp,
             id: id_hex(&[9; 16]),
+            user: None,
         }
     }
 

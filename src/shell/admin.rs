@@ -9,7 +9,7 @@ use super::kv;
 use crate::crypto::{new_gateway_key, sha256_hex};
 use crate::http::error::GatewayError;
 use crate::http::route::{query_param, AdminOp};
-use crate::stream::usage::{day_of, is_day, Usage};
+use crate::stream::usage::Usage;
 use crate::tenant::input::parse_tenant;
 use crate::tenant::keep;
 use crate::tenant::listing;
@@ -140,8 +140,11 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
         }
         AdminOp::Usage { tenant } => {
             load(&store, &tenant).await?;
-            let (from, to) = usage_range(&req)?;
-            let days = super::meter::usage(env, &tenant, &from, &to).await?;
+            let url = req.inner().url();
+            let q = crate::tenant::usage_query::parse(&|name| query_param(&url, name), super::clock::now_ms())?;
+            let user_hash = q.user.as_ref().map(crate::tenant::users::UserId::hash);
+            let (from, to) = (q.from, q.to);
+            let days = super::meter::usage(env, &tenant, user_hash.as_deref(), &from, &to).await?;
             let mut total = Usage::default();
             let days: Vec<_> = days
                 .into_iter()
@@ -155,7 +158,11 @@ pub async fn apply(mut req: Request, env: &Env, op: AdminOp) -> Result<Response,
                     day
                 })
                 .collect();
-            Ok(json_response(200, &json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total})))
+            let mut body = json!({"tenant_id": tenant, "from": from, "to": to, "days": days, "total": total});
+            if let Some(u) = q.user {
+                body["user"] = json!(u.as_str());
+            }
+            Ok(json_response(200, &body))
         }
         AdminOp::OAuth { tenant, server, action } => super::oauth::admin(&req, env, &tenant, &server, action).await,
         AdminOp::ListUsers { tenant } => {
@@ -208,22 +215,4 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, GatewayError> {
         }
     }
     super::stream::read_limited(req.inner().body(), MAX_ADMIN_BODY as u64).await
-}
-
-/// `from`/`to` as `YYYY-MM-DD` (UTC); defaults: the last 31 days up to today.
-fn usage_range(req: &Request) -> Result<(String, String), GatewayError> {
-    let now = super::clock::now_ms();
-    let url = req.inner().url();
-    let get = |name: &str| query_param(&url, name);
-    let to = get("to").unwrap_or_else(|| day_of(now));
-    let from = get("from").unwrap_or_else(|| day_of(now.saturating_sub(30 * 86_400_000)));
-    for (name, v) in [("from", &from), ("to", &to)] {
-        if !is_day(v) {
-            return Err(GatewayError::bad_param(name, format!("'{name}' must be a date as YYYY-MM-DD.")));
-        }
-    }
-    if from > to {
-        return Err(GatewayError::bad_param("from", "'from' must not be after 'to'."));
-    }
-    Ok((from, to))
 }

@@ -321,9 +321,15 @@ async fn police(call: &Call<'_>, master: &MasterKey, tenant: Tenant, body: Body)
     // the relay swap and OAuth resolution, which then skip them).
     let omitted = super::users::resolve(env, master, record, &tenant.per_user, user, kind, &bytes, &mut mcp).await?;
     let bytes = if omitted.is_empty() { bytes } else { crate::provider::omit::omit_servers(kind, &bytes, &omitted)? };
+    // The user's credentials are scrubbed from the answer (relayed ones too).
+    for name in tenant.per_user.keys() {
+        secrets.extend(mcp.servers.get(name).into_iter().flat_map(|s| credential_values(&s.auth)));
+    }
     // Relay-mode servers: the provider gets the relay URL and a capability token
-    // (the relay resolves their credentials, OAuth included, when it is used).
-    if let Some(relayed) = super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &mcp, master)? {
+    // (the relay resolves their credentials, OAuth included, when it is used;
+    // a per-user server's token binds the user).
+    let users = crate::relay::UserBinding { master, per_user: &tenant.per_user, user };
+    if let Some(relayed) = super::relay::provider_policy(env, &req.inner().url(), &record.tenant_id, &mcp, users)? {
         mcp = relayed;
     }
     super::oauth::resolve_tokens(env, master, record, kind, &bytes, &mut mcp).await?;
@@ -391,7 +397,9 @@ async fn answer(
     log: &mut RequestLog,
     started: u64,
 ) -> Result<Handled, GatewayError> {
-    let Call { env, req, route, record, .. } = *call;
+    let Call { env, req, route, record, user, .. } = *call;
+    // Usage counts for the user the request acted for, too.
+    let user_hash = user.map(crate::tenant::users::UserId::hash);
     let status = upstream.status_code();
     log.upstream_status = Some(status);
     log.status = status;
@@ -448,7 +456,7 @@ async fn answer(
 
     if sse.is_none() && scrubber.is_none() && !metered {
         log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        meter::add(ctx, env, &tenant_id, &Usage { requests: 1, ..Usage::default() });
+        meter::add(ctx, env, &tenant_id, user_hash.as_deref(), &Usage { requests: 1, ..Usage::default() });
         return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
     }
     let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
@@ -493,7 +501,7 @@ async fn answer(
                 l.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
             }
             emit(&l, started);
-            meter::add(&ctx_done, &env_done, &tenant_id, &usage);
+            meter::add(&ctx_done, &env_done, &tenant_id, user_hash.as_deref(), &usage);
         }),
     };
     Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some((opts, ctx)))))

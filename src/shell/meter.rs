@@ -1,6 +1,8 @@
 //! Per-tenant usage counters and rate limits in a Durable Object
 //! (`TENANT_METER`, one object per tenant id): KV cannot count, a Durable
 //! Object serializes its own events. The decisions are in `crate::stream::usage`.
+//! Requests acting for a user are counted for that user too, under keys
+//! built from the user's hash (`crate::tenant::usage_query`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -10,9 +12,10 @@ use worker::{durable_object, Context, DurableObject, Env, Method, Request, Reque
 
 use crate::http::error::GatewayError;
 use crate::stream::usage::{admit, day_of, is_day, Admit, Usage, Window};
+use crate::tenant::usage_query::{day_key, day_prefix};
+use crate::tenant::users::is_user_hash;
 
 pub const BINDING: &str = "TENANT_METER";
-const DAY_PREFIX: &str = "day:";
 
 #[durable_object]
 pub struct TenantMeter {
@@ -26,6 +29,16 @@ pub struct TenantMeter {
 struct Record {
     day: String,
     usage: Usage,
+    /// The part of `usage` that acted for users, by user hash.
+    #[serde(default)]
+    users: BTreeMap<String, Usage>,
+}
+
+/// Adds `usage` to the counter under `key`.
+async fn add_at(storage: &worker::Storage, key: &str, usage: &Usage) -> worker::Result<()> {
+    let mut total: Usage = storage.get(key).await?.unwrap_or_default();
+    total.add(usage);
+    storage.put(key, &total).await
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
@@ -55,28 +68,30 @@ impl DurableObject for TenantMeter {
             }
             (Method::Post, "/record") => {
                 let rec: Record = req.json().await?;
-                if !is_day(&rec.day) {
-                    return Response::error("bad day", 400);
+                if !is_day(&rec.day) || !rec.users.keys().all(|h| is_user_hash(h)) {
+                    return Response::error("bad day or user", 400);
                 }
-                let key = format!("{DAY_PREFIX}{}", rec.day);
                 let storage = self.state.storage();
-                let mut total: Usage = storage.get(&key).await?.unwrap_or_default();
-                total.add(&rec.usage);
-                storage.put(&key, &total).await?;
+                add_at(&storage, &day_key(None, &rec.day), &rec.usage).await?;
+                for (hash, usage) in &rec.users {
+                    add_at(&storage, &day_key(Some(hash), &rec.day), usage).await?;
+                }
                 Ok(Response::empty()?.with_status(204))
             }
             (Method::Get, "/usage") => {
                 let from = query(&req, "from").unwrap_or_default();
                 let to = query(&req, "to").unwrap_or_default();
-                let (start, end) = (format!("{DAY_PREFIX}{from}"), format!("{DAY_PREFIX}{to}~"));
-                let opts = worker::ListOptions::new().start(&start).end(&end).prefix(DAY_PREFIX);
+                let user = query(&req, "user").filter(|h| is_user_hash(h));
+                let prefix = day_prefix(user.as_deref());
+                let (start, end) = (format!("{prefix}{from}"), format!("{prefix}{to}~"));
+                let opts = worker::ListOptions::new().start(&start).end(&end).prefix(&prefix);
                 let map = self.state.storage().list_with_options(opts).await?;
                 let mut days = Vec::new();
                 for entry in map.entries() {
                     let pair: js_sys::Array = entry?.into();
                     let key = pair.get(0).as_string().unwrap_or_default();
                     let usage: Usage = serde_wasm_bindgen::from_value(pair.get(1)).unwrap_or_default();
-                    days.push((key.trim_start_matches(DAY_PREFIX).to_string(), usage));
+                    days.push((key.trim_start_matches(prefix.as_str()).to_string(), usage));
                 }
                 Response::from_json(&days)
             }
@@ -119,9 +134,16 @@ pub async fn admit_request(env: &Env, tenant: &str, limit: u32) -> Result<(), Ga
     }
 }
 
+/// One (tenant, day)'s usage not yet sent: the total, and per user hash.
+#[derive(Default)]
+struct Pending {
+    total: Usage,
+    users: BTreeMap<String, Usage>,
+}
+
 thread_local! {
     /// Usage not yet sent to the tenants' meters, per (tenant, day).
-    static PENDING: RefCell<BTreeMap<(String, String), Usage>> = const { RefCell::new(BTreeMap::new()) };
+    static PENDING: RefCell<BTreeMap<(String, String), Pending>> = const { RefCell::new(BTreeMap::new()) };
     static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -131,10 +153,16 @@ const DEFAULT_FLUSH_MS: u64 = 1000;
 /// response: usage is batched per isolate and sent to each tenant's meter
 /// at most once per `USAGE_FLUSH_MS` (default 1 s) from a `waitUntil` task,
 /// so a busy isolate makes one meter call per tenant per second, not one per
-/// request.
-pub fn add(ctx: &Context, env: &Env, tenant: &str, usage: &Usage) {
+/// request. A request acting for a user (`user_hash`) counts for the user too.
+pub fn add(ctx: &Context, env: &Env, tenant: &str, user_hash: Option<&str>, usage: &Usage) {
     let day = day_of(super::clock::now_ms());
-    PENDING.with_borrow_mut(|p| p.entry((tenant.to_string(), day)).or_default().add(usage));
+    PENDING.with_borrow_mut(|p| {
+        let pending = p.entry((tenant.to_string(), day)).or_default();
+        pending.total.add(usage);
+        if let Some(h) = user_hash {
+            pending.users.entry(h.to_string()).or_default().add(usage);
+        }
+    });
     if !FLUSH_SCHEDULED.replace(true) {
         let delay = super::env::usage_flush_ms(env).unwrap_or(DEFAULT_FLUSH_MS);
         ctx.wait_until(flush_after(env.clone(), delay));
@@ -147,16 +175,24 @@ async fn flush_after(env: Env, delay_ms: u64) {
     }
     FLUSH_SCHEDULED.set(false);
     let batch = PENDING.with_borrow_mut(std::mem::take);
-    for ((tenant, day), usage) in batch {
-        let body = serde_json::json!({"day": day, "usage": usage}).to_string();
+    for ((tenant, day), pending) in batch {
+        let body = serde_json::json!({"day": day, "usage": pending.total, "users": pending.users}).to_string();
         if call(&env, &tenant, Method::Post, "/record", Some(body)).await.is_err() {
             worker::console_error!("{{\"level\":\"error\",\"msg\":\"usage record failed\",\"tenant\":\"{tenant}\"}}");
         }
     }
 }
 
-/// Days `from..=to` (inclusive, `YYYY-MM-DD`) with their usage.
-pub async fn usage(env: &Env, tenant: &str, from: &str, to: &str) -> Result<Vec<(String, Usage)>, GatewayError> {
-    let mut resp = call(env, tenant, Method::Get, &format!("/usage?from={from}&to={to}"), None).await?;
+/// Days `from..=to` (inclusive, `YYYY-MM-DD`) with the usage of the tenant,
+/// or of one user (by hash).
+pub async fn usage(
+    env: &Env,
+    tenant: &str,
+    user_hash: Option<&str>,
+    from: &str,
+    to: &str,
+) -> Result<Vec<(String, Usage)>, GatewayError> {
+    let user = user_hash.map_or_else(String::new, |h| format!("&user={h}"));
+    let mut resp = call(env, tenant, Method::Get, &format!("/usage?from={from}&to={to}{user}"), None).await?;
     resp.json().await.map_err(|_| super::internal("the usage meter answered garbage"))
 }

@@ -14,7 +14,6 @@ use worker::{Context, Env, Request, RequestInit, RequestRedirect, Response, Resp
 
 use super::upstream::{self, Via};
 use super::{env, header_pairs, kv, meter};
-use crate::crypto::MasterKey;
 use crate::http::error::GatewayError;
 use crate::http::headers::get;
 use crate::http::log::{RelayLog, RequestLog};
@@ -25,7 +24,7 @@ use crate::relay::filter::{
 use crate::relay::headers::{capability_token, credential_headers, downstream_headers, upstream_headers};
 use crate::relay::policy::{inspect_post, PostDecision, ToolPolicy};
 use crate::relay::token::{TokenError, TokenKey};
-use crate::relay::{relay_policy, Minter};
+use crate::relay::{relay_policy, Minter, UserBinding};
 use crate::stream::usage::Usage;
 use crate::tenant::storage::{self, TenantRecord};
 use crate::tenant::{McpAuth, McpMode, McpPolicy};
@@ -74,23 +73,26 @@ impl SseToolFilter {
 use super::clock::now_secs;
 
 /// The provider path's policy with relay servers pointed at the relay and
-/// given fresh capability tokens; `None` when the tenant relays nothing.
+/// given fresh capability tokens (bound to `users.user` for per-user
+/// servers); `None` when the tenant relays nothing.
 pub fn provider_policy(
     env: &Env,
     request_url: &str,
     tenant_id: &str,
     policy: &McpPolicy,
-    master: &MasterKey,
+    users: UserBinding<'_>,
 ) -> Result<Option<McpPolicy>, GatewayError> {
     if !policy.servers.values().any(|s| s.mode == McpMode::Relay) {
         return Ok(None);
     }
     let base = env::public_base(env, request_url)?;
-    let key = TokenKey::from_master(master);
-    let minter =
-        Minter { key: &key, tenant: tenant_id, base_url: &base, now: now_secs(), ttl: env::relay_ttl_secs(env) };
-    relay_policy(policy, &minter, &mut || crate::crypto::random_bytes::<16>().ok())
-        .map_err(|_| super::internal("random source failed"))
+    let key = TokenKey::from_master(users.master);
+    let ttl = env::relay_ttl_secs(env);
+    let minter = Minter { key: &key, tenant: tenant_id, base_url: &base, now: now_secs(), ttl, users };
+    relay_policy(policy, &minter, &mut || crate::crypto::random_bytes::<16>().ok()).map_err(|e| match e {
+        GatewayError::Internal { .. } => super::internal("random source failed"),
+        other => other,
+    })
 }
 
 fn not_relayed(server: &str) -> GatewayError {
@@ -137,12 +139,31 @@ pub async fn handle(
         kv::get_json(&store, &storage::tenant_key(tenant)).await?.ok_or_else(|| not_relayed(server))?;
     let stored = record.tenant.mcp_servers.get(server).filter(|s| s.mode() == McpMode::Relay);
     let stored = stored.ok_or_else(|| not_relayed(server))?;
+    // A per-user server's token names its user; nothing else can be fetched with it.
+    let user = match crate::relay::user::bound_user(&master, &cap, stored.per_user.is_some()) {
+        Ok(u) => u,
+        Err(e) => {
+            let mut rlog = rlog;
+            rlog.decision = "token_rejected";
+            rlog.token_error = Some(e.class());
+            log.relay = Some(rlog);
+            return Err(GatewayError::InvalidCapability { message: e.message(), missing: false });
+        }
+    };
+    log.user_hash = user.as_ref().map(|h| h[..16].to_string());
     let mut target = storage::open_server(&master, tenant, server, stored)
         .map_err(|_| super::internal("an MCP credential failed to decrypt; check MASTER_KEY"))?;
-    if let McpAuth::OAuth2(_) = target.auth {
-        // A fresh access token; 424/502 (JSON-RPC shaped) when it cannot be had.
-        let token = super::oauth::access_token(env, &master, tenant, &record.tenant, server).await?;
-        target.auth = token.map_or(McpAuth::None, McpAuth::Bearer);
+    match (&user, stored.per_user) {
+        (Some(hash), Some(per_user)) => {
+            target.auth = super::users::relay_credential(env, &master, tenant, &record, server, per_user, hash).await?;
+        }
+        _ => {
+            if let McpAuth::OAuth2(_) = target.auth {
+                // A fresh access token; 424/502 (JSON-RPC shaped) when it cannot be had.
+                let token = super::oauth::access_token(env, &master, tenant, &record.tenant, server).await?;
+                target.auth = token.map_or(McpAuth::None, McpAuth::Bearer);
+            }
+        }
     }
     let policy = ToolPolicy::new(cap.tools.as_deref(), target.allowed_tools.as_deref());
 
@@ -191,7 +212,7 @@ pub async fn handle(
     log.upstream_status = Some(status);
     if tool_calls > 0 {
         let usage = Usage { relay_calls: [(server.to_string(), tool_calls)].into(), ..Usage::default() };
-        meter::add(ctx, env, tenant, &usage);
+        meter::add(ctx, env, tenant, user.as_deref(), &usage);
     }
     if matches!(status, 401 | 403) {
         log.error_class = Some("mcp_server_rejected_credential");

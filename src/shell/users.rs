@@ -257,3 +257,47 @@ pub async fn resolve(
     }
     Ok(omitted)
 }
+
+/// The credential of the user a relay token names (by hash) for the
+/// per-user server `server`: their static credential from their `uc:`
+/// record, or their own OAuth access token. One read, as on the provider path.
+///
+/// # Errors
+/// 424 `mcp_user_connect_required` when the user has none (deleted,
+/// disconnected); the OAuth errors of [`super::oauth::token_of`].
+pub async fn relay_credential(
+    env: &Env,
+    master: &MasterKey,
+    tenant: &str,
+    record: &TenantRecord,
+    server: &str,
+    per_user: PerUser,
+    user_hash: &str,
+) -> Result<crate::tenant::McpAuth, GatewayError> {
+    let missing = || GatewayError::McpUserConnectRequired { server: server.to_string(), no_user: false };
+    match per_user.credential {
+        UserCredentialKind::Bearer | UserCredentialKind::Headers => {
+            let store = kv::store(env)?;
+            let rec: Option<UserRecord> = kv::get_json(&store, &storage::user_key(tenant, user_hash)).await?;
+            let rec = rec.ok_or_else(missing)?;
+            // The record names its user; it must be the one the token names.
+            let user = UserId::parse(&rec.user, "user")
+                .ok()
+                .filter(|u| u.hash() == user_hash)
+                .ok_or_else(|| super::internal("a user record does not match its key"))?;
+            let cred = rec
+                .open(master, tenant, &user, server)
+                .map_err(|_| super::internal("a user credential failed to decrypt; check MASTER_KEY"))?;
+            cred.map(users::UserCredential::into_auth).ok_or_else(missing)
+        }
+        UserCredentialKind::OAuth2 => {
+            let cred = super::oauth::user_credential_ref_of_hash(tenant, server, &record.tenant, user_hash)
+                .ok_or_else(|| super::internal("a per-user oauth2 server has no OAuth client"))?;
+            match super::oauth::token_of(env, master, tenant, server, &cred).await {
+                Ok(token) => Ok(crate::tenant::McpAuth::Bearer(token)),
+                Err(GatewayError::McpOAuthReconnect { reason, .. }) if reason == NOT_CONNECTED => Err(missing()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}

@@ -271,7 +271,7 @@ fn parse_server(
     let per_user_flag: bool = optional(s.per_user, &format!("{path}.per_user"))?.unwrap_or(false);
     let on_missing: Option<String> = optional(s.on_missing, &format!("{path}.on_missing"))?;
     let (auth, per_user) = if per_user_flag {
-        let (auth, p) = super::users_input::parse_per_user_auth(s.auth.get(), path, mode, on_missing.as_deref(), opts)?;
+        let (auth, p) = super::users_input::parse_per_user_auth(s.auth.get(), path, on_missing.as_deref(), opts)?;
         (auth, Some(p))
     } else if on_missing.is_some() {
         return Err(invalid(&format!("{path}.on_missing"), "is only allowed with \"per_user\": true"));

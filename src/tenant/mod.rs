@@ -9,6 +9,7 @@ pub mod keep;
 pub mod listing;
 pub mod reseal;
 pub mod storage;
+pub mod usage_query;
 pub mod users;
 pub mod users_input;
 pub mod users_store;

@@ -72,6 +72,12 @@ pub fn user_hash(user: &str) -> String {
     sha256_hex(user.as_bytes())
 }
 
+/// Whether `s` has the form of a [`user_hash`] (64 lowercase hex digits).
+#[must_use]
+pub fn is_user_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Whom a gateway key acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyScope {
@@ -232,7 +238,13 @@ pub fn plan(per_user: &BTreeMap<String, PerUser>, referenced: &[String]) -> User
 /// its own Durable Object, token cache and single-flight refresh.
 #[must_use]
 pub fn user_credential_id(server_credential_id: &str, user: &UserId) -> String {
-    format!("{server_credential_id}.u{}", &user.hash()[..32])
+    user_credential_id_of_hash(server_credential_id, &user.hash())
+}
+
+/// [`user_credential_id`] from the user's hash (what a relay token carries).
+#[must_use]
+pub fn user_credential_id_of_hash(server_credential_id: &str, user_hash: &str) -> String {
+    format!("{server_credential_id}.u{}", &user_hash[..32.min(user_hash.len())])
 }
 
 /// How a missing credential is handled for the servers `missing`.
@@ -286,6 +298,11 @@ mod tests {
         assert!(cid.starts_with("c0ffee.u") && cid.len() == "c0ffee.u".len() + 32);
         let v = UserId::parse("u-124", "user").unwrap();
         assert_ne!(cid, user_credential_id("c0ffee", &v));
+        assert_eq!(cid, user_credential_id_of_hash("c0ffee", &u.hash()));
+        assert!(is_user_hash(&u.hash()));
+        for bad in ["", "u-123", &u.hash()[..63], &u.hash().to_uppercase(), &format!("{}0", u.hash())] {
+            assert!(!is_user_hash(bad), "{bad}");
+        }
     }
 
     #[test]

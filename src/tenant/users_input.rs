@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::input::{invalid, parse_auth, parse_record, ParseOptions};
 use super::users::{KeyScope, OnMissing, PerUser, UserCredential, UserCredentialKind, UserId};
-use super::{McpAuth, McpMode};
+use super::McpAuth;
 use crate::http::error::GatewayError;
 use crate::oauth::config::{parse_oauth2, Grant};
 use crate::tenant::input::RawAuthType;
@@ -23,12 +23,11 @@ struct RawKindOnly {
 ///
 /// # Errors
 /// A 400 naming the field: a credential given at tenant level, an auth type
-/// that cannot be per user, an OAuth grant other than the connect flow, or
-/// relay mode (per-user servers are reached directly).
+/// that cannot be per user, or an OAuth grant other than the connect flow.
+/// Both modes work: in relay mode the capability token binds the user.
 pub(crate) fn parse_per_user_auth(
     raw: &str,
     server_path: &str,
-    mode: McpMode,
     on_missing: Option<&str>,
     opts: ParseOptions,
 ) -> Result<(McpAuth, PerUser), GatewayError> {
@@ -38,9 +37,6 @@ pub(crate) fn parse_per_user_auth(
         Some("omit") => OnMissing::Omit,
         Some(_) => return Err(invalid(&format!("{server_path}.on_missing"), "must be \"error\" or \"omit\"")),
     };
-    if mode == McpMode::Relay {
-        return Err(invalid(&format!("{server_path}.mode"), "per-user servers must use mode \"direct\""));
-    }
     let kind: RawAuthType = parse_record(raw, &path)?;
     let (auth, credential) = match kind.kind.as_str() {
         "bearer" | "headers" => {
@@ -133,10 +129,12 @@ mod tests {
             "gh":{"url":"https://gh.example/mcp","auth":{"type":"bearer"},"per_user":true},
             "files":{"url":"https://f.example/mcp","auth":{"type":"headers"},"per_user":true,"on_missing":"omit"},
             "drive":{"url":"https://d.example/mcp","auth":{"type":"oauth2"},"per_user":true},
-            "shared":{"url":"https://s.example/mcp","auth":{"type":"bearer","token":"t"},"per_user":false}}}"#,
+            "shared":{"url":"https://s.example/mcp","auth":{"type":"bearer","token":"t"},"per_user":false},
+            "relayed":{"url":"https://r.example/mcp","auth":{"type":"oauth2"},"per_user":true,"mode":"relay"}}}"#,
         )
         .unwrap();
-        assert_eq!(t.per_user.len(), 3);
+        assert_eq!(t.per_user.len(), 4);
+        assert_eq!(t.mcp.servers["relayed"].mode, crate::tenant::McpMode::Relay);
         assert_eq!(t.per_user["gh"], PerUser { credential: UserCredentialKind::Bearer, on_missing: OnMissing::Error });
         assert_eq!(t.per_user["files"].on_missing, OnMissing::Omit);
         assert_eq!(t.per_user["drive"].credential, UserCredentialKind::OAuth2);
@@ -162,10 +160,6 @@ mod tests {
                 "mcp_servers.s.on_missing",
             ),
             (r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":"yes"}"#, "mcp_servers.s.per_user"),
-            (
-                r#"{"url":"https://a.example","auth":{"type":"bearer"},"per_user":true,"mode":"relay"}"#,
-                "mcp_servers.s.mode",
-            ),
             (
                 r#"{"url":"https://a.example","auth":{"type":"oauth2","grant":"client_credentials","token_url":"https://t.example","client_id":"c"},"per_user":true}"#,
                 "mcp_servers.s.auth.grant",

@@ -6,6 +6,9 @@
 // whoami tool reports a fingerprint of the credential it saw); 424 naming
 // the server for a user without a credential; omit mode; deleting a user
 // kills their credentials and keys; nothing of one user in another's answers.
+// Relay mode: a per-user server behind the relay gets capability tokens bound
+// to the user; the relay fetches that user's credential and no other. Usage
+// is counted per user: `GET …/usage?user=` shows one user's counters only.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,6 +90,7 @@ before(async () => {
     mcp_servers: {
       gh: { url: servers.gh.url, auth: { type: 'bearer' }, per_user: true },
       files: { url: servers.files.url, auth: { type: 'bearer' }, per_user: true, on_missing: 'omit' },
+      gh_relay: { url: servers.gh.url, auth: { type: 'bearer' }, per_user: true, mode: 'relay', allowed_tools: ['whoami', 'search'] },
     },
   });
   backendKey = (await newKey({ act_as_users: true })).key;
@@ -187,6 +191,140 @@ test('a user without a credential: 424 naming the server; omit mode leaves the s
   assert.equal(await whoamiOpenAI(clients(backendKey, 'alice').oai, 'files'), fingerprint(tok.filesAlice));
 });
 
+/** The capability token the gateway gave the provider in the newest request recorded. */
+function lastCapability() {
+  const r = stack.providers.all().sort((a, b) => b.time - a.time)[0];
+  const t = (r.json.tools ?? []).find((x) => x.type === 'mcp')?.authorization ?? r.json.mcp_servers?.[0]?.authorization_token;
+  assert.match(t, /^mcr1\./);
+  return t;
+}
+
+/** A raw relayed tools/call of whoami with a capability token. */
+async function relayWhoami(token) {
+  const r = await gw.fetch('/mcp/acme/gh_relay', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami', arguments: {} } }),
+  });
+  return { status: r.status, json: await r.json() };
+}
+
+test('relay mode: tokens bind the user; interleaved concurrent requests, both SDKs, streaming and not, each reach the server with that user token', async () => {
+  await setCredential('alice', 'gh_relay', tok.alice);
+  await setCredential('bob', 'gh_relay', tok.bob);
+  stack.reset();
+  const jobs = [];
+  for (let i = 0; i < 4; i++) {
+    for (const user of ['alice', 'bob']) {
+      const { oai, ant } = clients(backendKey, user);
+      const stream = i % 2 === 1;
+      const want = fingerprint(tok[user]);
+      jobs.push(whoamiOpenAI(oai, 'gh_relay', stream).then((f) => assert.equal(f, want, `openai ${user} stream=${stream}`)));
+      jobs.push(whoamiAnthropic(ant, 'gh_relay', stream).then((f) => assert.equal(f, want, `anthropic ${user} stream=${stream}`)));
+    }
+  }
+  await Promise.all(jobs);
+  assert.equal(servers.gh.rejections.length, 0);
+  // The providers saw only the relay URL and capability tokens: no user token, no user id.
+  for (const r of stack.providers.all()) {
+    const text = JSON.stringify(r.json);
+    assert.doesNotMatch(text, /ghp_|alice|bob/);
+    assert.match(text, /\/mcp\/acme\/gh_relay/);
+  }
+  // A token minted for alice fetches alice's credential, whoever presents it.
+  stack.reset();
+  assert.equal(await whoamiOpenAI(clients(backendKey, 'alice').oai, 'gh_relay'), fingerprint(tok.alice));
+  const aliceToken = lastCapability();
+  const viaRelay = await relayWhoami(aliceToken);
+  assert.equal(viaRelay.status, 200, JSON.stringify(viaRelay.json));
+  assert.equal(JSON.parse(viaRelay.json.result.content[0].text).credential_fingerprint, fingerprint(tok.alice));
+  // A per-user token is no good for another server, relayed or not.
+  const other = await gw.fetch('/mcp/acme/gh', { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' }, body: '{}' });
+  assert.ok([401, 404].includes(other.status), String(other.status));
+  // Alice's credential removed: her token fetches nothing (424), bob's still works.
+  assert.equal((await gw.admin('DELETE', userPath('alice', '/mcp_servers/gh_relay/credential'))).status, 204);
+  const gone = await relayWhoami(aliceToken);
+  assert.equal(gone.status, 424, JSON.stringify(gone.json));
+  assert.match(gone.json.error.message, /gh_relay/);
+  const e = await rejects(whoamiAnthropic(clients(backendKey, 'alice').ant, 'gh_relay'));
+  assert.equal(e.status, 424);
+  assert.equal(await whoamiAnthropic(clients(backendKey, 'bob').ant, 'gh_relay'), fingerprint(tok.bob));
+  await setCredential('alice', 'gh_relay', tok.alice);
+});
+
+test("usage per user: each user's counters hold only that user's requests and calls; the tenant's hold all", async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+  const range = `from=${day(Date.now() - 86_400_000)}&to=${day(Date.now() + 86_400_000)}`;
+  const usage = async (user) => {
+    const r = await gw.admin('GET', `/admin/tenants/acme/usage?${range}${user ? `&user=${user}` : ''}`);
+    assert.equal(r.status, 200, r.text);
+    return r.json;
+  };
+  // Two users who have made no request yet.
+  for (const u of ['dora', 'eve']) {
+    tok[u] = newSecret(`gh token of ${u}`, `ghp_${u}_`);
+    servers.gh.auth.tokens.push(tok[u]);
+    await setCredential(u, 'gh', tok[u]);
+    await setCredential(u, 'gh_relay', tok[u]);
+  }
+  const fresh = await usage('dora');
+  assert.equal(fresh.user, 'dora');
+  assert.deepEqual(fresh.days, []);
+  assert.equal(fresh.total.requests, 0);
+  // Earlier tests' usage is still being flushed (about once a second): wait until it is all in.
+  let tenantBefore = (await usage()).total;
+  for (let settled = false; !settled;) {
+    await sleep(1500);
+    const now = (await usage()).total;
+    settled = now.requests === tenantBefore.requests;
+    tenantBefore = now;
+  }
+  stack.reset();
+  // dora: 3 direct gh calls (OpenAI) and 2 relayed ones (Anthropic); eve: 1 relayed call and 2 plain requests.
+  const dora = clients(backendKey, 'dora');
+  const eve = clients(backendKey, 'eve');
+  const jobs = [
+    ...[0, 1, 2].map((i) => whoamiOpenAI(dora.oai, 'gh', i === 1)),
+    ...[0, 1].map((i) => whoamiAnthropic(dora.ant, 'gh_relay', i === 1)),
+    whoamiOpenAI(eve.oai, 'gh_relay'),
+    eve.oai.responses.create({ model: 'gpt-4.1', input: 'hello' }),
+    eve.ant.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
+  ];
+  await Promise.all(jobs);
+  // Counted after each answer, flushed about once a second: wait for every request.
+  const deadline = Date.now() + 10_000;
+  let d;
+  let e;
+  for (;;) {
+    [d, e] = [await usage('dora'), await usage('eve')];
+    if ((d.total.requests >= 5 && e.total.requests >= 3 && d.total.relay_calls?.gh_relay >= 2) || Date.now() > deadline) break;
+    await sleep(200);
+  }
+  await sleep(1500); // nothing more arrives later
+  [d, e] = [await usage('dora'), await usage('eve')];
+  assert.equal(d.user, 'dora');
+  assert.equal(d.total.requests, 5, JSON.stringify(d));
+  assert.deepEqual(d.total.mcp_calls, { gh: 3, gh_relay: 2 });
+  assert.deepEqual(d.total.relay_calls, { gh_relay: 2 });
+  assert.equal(e.total.requests, 3, JSON.stringify(e));
+  assert.deepEqual(e.total.mcp_calls, { gh_relay: 1 });
+  assert.deepEqual(e.total.relay_calls, { gh_relay: 1 });
+  assert.ok(d.total.input_tokens > 0 && e.total.input_tokens > 0);
+  // The tenant counts every one of them too.
+  const tenant = (await usage()).total;
+  assert.equal(tenant.requests - tenantBefore.requests, 8);
+  assert.equal(tenant.input_tokens - tenantBefore.input_tokens, d.total.input_tokens + e.total.input_tokens);
+  assert.equal(tenant.output_tokens - tenantBefore.output_tokens, d.total.output_tokens + e.total.output_tokens);
+  // A user without traffic has nothing; a malformed user id is 400 naming the parameter.
+  const nobody = await usage('nobody');
+  assert.deepEqual(nobody.days, []);
+  assert.equal(nobody.total.requests, 0);
+  const bad = await gw.admin('GET', '/admin/tenants/acme/usage?user=bad%20id');
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.param, 'user');
+});
+
 test('deleting a user kills their credentials and keys; other users unaffected', async () => {
   const bobKey = (await newKey({ user: 'bob' })).key;
   assert.equal(await whoamiOpenAI(clients(bobKey).oai, 'gh'), fingerprint(tok.bob));
@@ -198,7 +336,7 @@ test('deleting a user kills their credentials and keys; other users unaffected',
   assert.equal(e2.status, 424, 'the credential is gone');
   assert.equal(await whoamiOpenAI(clients(backendKey, 'alice').oai, 'gh'), fingerprint(tok.alice));
   const list = await gw.admin('GET', '/admin/tenants/acme/users');
-  assert.deepEqual(list.json.users, ['alice']);
+  assert.deepEqual(list.json.users.sort(), ['alice', 'dora', 'eve']);
   const keys = await gw.admin('GET', '/admin/tenants/acme/keys');
   assert.ok(!keys.json.keys.some((k) => k.user === 'bob'));
 });

@@ -16,6 +16,8 @@
 // misbehaving tool that echoes the raw `Authorization` and `X-Api-Key` values
 // it received, plain and as JSON, so the scrubbing tests have a leak to catch.
 //
+// `whoami` of an `oauth` server also names the account (`subject`) the token belongs to.
+//
 // `transport` picks the server's shape (default 'json'):
 //   'json'            stateless, every answer one application/json body (POST only)
 //   'sse'             stateless, answers as text/event-stream
@@ -104,7 +106,7 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       inputSchema: {},
       annotations: { readOnlyHint: true },
     }, async () => ({
-      content: [{ type: 'text', text: JSON.stringify({ server: name, credential_fingerprint: ctx.fingerprint }) }],
+      content: [{ type: 'text', text: JSON.stringify({ server: name, credential_fingerprint: ctx.fingerprint, ...(ctx.subject ? { subject: ctx.subject } : {}) }) }],
     }));
     server.registerTool('search', {
       description: 'Searches the records and echoes the query.',
@@ -278,7 +280,8 @@ export async function startMcpServer({ name, auth = { type: 'none' }, path = '/m
       calls.push(call);
       history.push(call);
     }
-    const ctx = { fingerprint: credentialFingerprint(cred, auth), headers };
+    // An OAuth server knows whose token it was (the account that signed in).
+    const ctx = { fingerprint: credentialFingerprint(cred, auth), headers, subject: auth.type === 'oauth' ? auth.as.subjectOf(cred) : undefined };
     if (kind === 'stateless-2026') {
       await handle2026(req, res, body, ctx);
       return;

@@ -13,6 +13,10 @@
 //    both methods in one request; RFC 8707 resource checked against the grant
 //  - RFC 9207 `iss` on authorization responses (and the metadata flag), when `issParameter`
 //  - short access-token lifetimes (seconds) so tokens expire during a test
+//  - accounts: the browser that follows an authorization link is signed in as the account
+//    its `emu_account` cookie names (`default` without one), as with a real login session;
+//    every code, access and refresh token belongs to that account (its subject), which
+//    `subjectOf(token)` tells an MCP server, and each token request records it
 //
 // It counts and records every token request (without keeping secrets in the
 // record) so tests can assert exact numbers of token-endpoint calls.
@@ -52,9 +56,9 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
   const pendingConsents = new Map(); // request id -> authorization parameters, until the user decides
   const clients = new Map(); // client_id -> {client_id, client_secret?, redirect_uris, token_endpoint_auth_method, grant_types}
   const codes = new Map(); // code -> {client_id, redirect_uri, challenge, resource, scope, expires, used}
-  const access = new Map(); // token -> {client_id, resource, scope, expires, family, revoked}
-  const refresh = new Map(); // token -> {client_id, resource, scope, family, status: active|used|revoked}
-  const tokenCalls = []; // {time, grant_type, client_id, client_auth, resource, scope, ok, error, refresh_token_fp}
+  const access = new Map(); // token -> {client_id, resource, scope, expires, family, revoked, subject}
+  const refresh = new Map(); // token -> {client_id, resource, scope, family, status: active|used|revoked, subject}
+  const tokenCalls = []; // {time, grant_type, client_id, client_auth, resource, scope, ok, error, refresh_token_fp, subject}
   const registrations = [];
   const authorizations = [];
   const events = { reuseDetected: 0 };
@@ -63,17 +67,17 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
   const issuer = () => `http://127.0.0.1:${server.address().port}`;
   const fp = (s) => (s ? createHash('sha256').update(s).digest('hex').slice(0, 8) : null);
 
-  function issueAccess(client_id, resource, scope, family) {
+  function issueAccess(client_id, resource, scope, family, subject = 'default') {
     const token = rand('at_');
     const ttl = state.accessTtlSec;
-    access.set(token, { client_id, resource, scope, expires: now() + ttl * 1000, family, revoked: false });
+    access.set(token, { client_id, resource, scope, expires: now() + ttl * 1000, family, revoked: false, subject });
     onIssue(token, 'access token');
     return { access_token: token, token_type: 'Bearer', expires_in: ttl };
   }
 
-  function issueRefresh(client_id, resource, scope, family) {
+  function issueRefresh(client_id, resource, scope, family, subject = 'default') {
     const token = rand('rt_');
-    refresh.set(token, { client_id, resource, scope, family, status: 'active' });
+    refresh.set(token, { client_id, resource, scope, family, status: 'active', subject });
     onIssue(token, 'refresh token');
     return token;
   }
@@ -117,6 +121,7 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       time: now(), grant_type: grant, client_id: null, client_auth: null,
       resource: form.get('resource'), scope: form.get('scope'), ok: false, error: null,
       refresh_token_fp: fp(form.get('refresh_token')),
+      subject: refresh.get(form.get('refresh_token') ?? '')?.subject ?? codes.get(form.get('code') ?? '')?.subject ?? null,
     };
     tokenCalls.push(call);
     if (state.tokenDelayMs > 0) await sleep(state.tokenDelayMs);
@@ -155,8 +160,8 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       if (!/^[A-Za-z0-9\-._~]{43,128}$/.test(verifier)) return fail('invalid_grant');
       if (b64url(createHash('sha256').update(verifier).digest()) !== code.challenge) return fail('invalid_grant');
       if (code.resource && resource !== code.resource) return fail('invalid_target');
-      const body = issueAccess(client.client_id, code.resource, code.scope, code.family);
-      body.refresh_token = issueRefresh(client.client_id, code.resource, code.scope, code.family);
+      const body = issueAccess(client.client_id, code.resource, code.scope, code.family, code.subject);
+      body.refresh_token = issueRefresh(client.client_id, code.resource, code.scope, code.family, code.subject);
       if (code.scope) body.scope = code.scope;
       call.ok = true;
       return send(res, 200, body);
@@ -172,10 +177,10 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       if (rt.status !== 'active') return fail('invalid_grant');
       if (rt.resource && resource && resource !== rt.resource) return fail('invalid_target');
       if (scope && rt.scope && !scope.split(' ').every((s) => rt.scope.split(' ').includes(s))) return fail('invalid_scope');
-      const body = issueAccess(client.client_id, rt.resource, rt.scope, rt.family);
+      const body = issueAccess(client.client_id, rt.resource, rt.scope, rt.family, rt.subject);
       if (state.rotate) {
         rt.status = 'used';
-        body.refresh_token = issueRefresh(client.client_id, rt.resource, rt.scope, rt.family);
+        body.refresh_token = issueRefresh(client.client_id, rt.resource, rt.scope, rt.family, rt.subject);
       }
       call.ok = true;
       return send(res, 200, body);
@@ -218,8 +223,14 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
     send(res, 201, { ...c, client_id_issued_at: Math.floor(now() / 1000), client_name: meta.client_name });
   }
 
-  function authorize(url, res) {
-    const p = Object.fromEntries(url.searchParams);
+  /** The account the browser is signed in as (its `emu_account` cookie). */
+  function accountOf(req) {
+    const m = /(?:^|;\s*)emu_account=([^;]+)/.exec(req.headers.cookie ?? '');
+    return m ? decodeURIComponent(m[1]) : 'default';
+  }
+
+  function authorize(url, req, res) {
+    const p = { ...Object.fromEntries(url.searchParams), subject: accountOf(req) };
     authorizations.push({ time: now(), ...p });
     const c = clients.get(p.client_id ?? '');
     if (!c || !c.redirect_uris.includes(p.redirect_uri)) {
@@ -270,6 +281,7 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
       codes.set(code, {
         client_id: c.client_id, redirect_uri: p.redirect_uri, challenge: p.code_challenge,
         resource: p.resource ?? null, scope: p.scope ?? null, expires: now() + 60_000, used: false, family: rand('fam_'),
+        subject: p.subject,
       });
       back.searchParams.set('code', code);
     }
@@ -296,7 +308,7 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
         });
       }
       if (req.method === 'POST' && url.pathname === '/register') return register(await readBody(req), res);
-      if (req.method === 'GET' && url.pathname === '/authorize') return authorize(url, res);
+      if (req.method === 'GET' && url.pathname === '/authorize') return authorize(url, req, res);
       if (req.method === 'POST' && url.pathname === '/authorize/decision') return await decision(req, res);
       if (req.method === 'POST' && url.pathname === '/token') return await token(req, res);
       send(res, 404, { error: 'not_found' });
@@ -327,8 +339,9 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
     authorizations,
     events,
     /** Token requests, optionally filtered by grant type and client. */
-    calls({ grant, client } = {}) {
-      return tokenCalls.filter((c) => (!grant || c.grant_type === grant) && (!client || c.client_id === client));
+    calls({ grant, client, subject } = {}) {
+      return tokenCalls.filter((c) => (!grant || c.grant_type === grant) && (!client || c.client_id === client)
+        && (!subject || c.subject === subject));
     },
     /** A pre-registered client; `secret: true` makes it confidential. */
     addClient({ secret = false, grantTypes = ['authorization_code', 'refresh_token', 'client_credentials'], redirectUris = [] } = {}) {
@@ -348,6 +361,15 @@ export async function startOAuthServer({ accessTtlSec = 3, tokenDelayMs = 0, rot
     revokeClient(clientId) {
       for (const r of refresh.values()) if (r.client_id === clientId) r.status = 'revoked';
       for (const a of access.values()) if (a.client_id === clientId) a.revoked = true;
+    },
+    /** Revokes every refresh and access token of one account (it withdrew its consent). */
+    revokeSubject(subject) {
+      for (const r of refresh.values()) if (r.subject === subject) r.status = 'revoked';
+      for (const a of access.values()) if (a.subject === subject) a.revoked = true;
+    },
+    /** The account a live or expired access token of this server belongs to (null if unknown). */
+    subjectOf(token) {
+      return (token && access.get(token)?.subject) ?? null;
     },
     /** Makes the next authorization answer access_denied. */
     denyNextAuthorization() {

@@ -58,8 +58,18 @@ pub(crate) fn user_credential_ref(
     stored: &StoredTenant,
     user: &crate::tenant::users::UserId,
 ) -> Option<CredentialRef> {
+    user_credential_ref_of_hash(tenant, server, stored, &user.hash())
+}
+
+/// [`user_credential_ref`] from the user's hash (what a relay token carries).
+pub(crate) fn user_credential_ref_of_hash(
+    tenant: &str,
+    server: &str,
+    stored: &StoredTenant,
+    user_hash: &str,
+) -> Option<CredentialRef> {
     let mut c = credential_ref(tenant, server, stored)?;
-    c.auth.credential_id = crate::tenant::users::user_credential_id(&c.auth.credential_id, user);
+    c.auth.credential_id = crate::tenant::users::user_credential_id_of_hash(&c.auth.credential_id, user_hash);
     Some(c)
 }
 
