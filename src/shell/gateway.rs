@@ -447,7 +447,7 @@ async fn answer(
             log.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
         }
         emit(log, started);
-        meter::add(ctx, env, &tenant_id, &usage);
+        meter::add(ctx, env, &tenant_id, user_hash.as_deref(), &usage);
         // The body's length is set by the runtime (scrubbing may change it).
         let headers: Vec<_> = out_headers.into_iter().filter(|(n, _)| n != "content-length").collect();
         return Ok(Handled::Logged(upstream::respond(status, &headers, worker::ResponseBody::Body(body), None)));
