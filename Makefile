@@ -3,7 +3,7 @@
 
 SHELL := bash
 .DEFAULT_GOAL := build
-.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke load fuzz reseal chromium deploy deploy-check
+.PHONY: dev test build deps rust-tools node-deps worker unit e2e lint size clean bench bench-smoke profile load fuzz reseal chromium deploy deploy-check
 
 CARGO_BIN := $(HOME)/.cargo/bin
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -110,6 +110,17 @@ bench: build
 
 bench-smoke: build
 	$(BENCH_SH) smoke
+
+# CPU profiles of the worker inside workerd (bench/profile.mjs), one per
+# scenario, summarised into bench/profile.md.
+PROFILE_SCENARIOS := models 2kb notools prose stream
+
+profile: build
+	cargo build --release --quiet --manifest-path bench/upstream/Cargo.toml
+	@echo "# Where mcpgate's CPU goes (V8 CPU profiles in workerd)" > bench/profile.md
+	@echo >> bench/profile.md
+	@echo 'Written by `make profile` (bench/profile.mjs). Self time per function while the scenario ran, per request; sampling (50 µs) slows the isolate, so read shares, not absolute times. `(program)` and `(idle)` are the runtime outside JS and wasm.' >> bench/profile.md
+	@for s in $(PROFILE_SCENARIOS); do node bench/profile.mjs --scenario $$s --top 25 > /dev/null && { echo; echo "## $$s"; echo; cat bench/.profile/$$s.md; } >> bench/profile.md; done
 
 # Reliability. `load`: the long load test (tests/load/load.test.mjs:
 # >= 1000 concurrent SSE streams per round, good and bad requests at saturation,

@@ -68,16 +68,21 @@ async function cdp(url) {
 export function summarise(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
+  const kinds = new Map();
   let total = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     const dt = profile.timeDeltas[i] ?? 0;
     const f = byId.get(profile.samples[i]).callFrame;
+    // wasm code, the JS around it (bindings, guard, helpers), runtime built-ins, or V8's own.
+    const kind = f.url.includes('.wasm') ? 'wasm' : f.url ? 'JS' : f.functionName.startsWith('(') ? f.functionName : 'runtime built-ins';
+    kinds.set(kind, (kinds.get(kind) ?? 0) + dt);
     const where = f.url ? `${path.basename(f.url)}:${f.lineNumber + 1}` : '';
     const key = `${f.functionName || '(anonymous)'}${where && !f.url.endsWith('.wasm') ? ` ${where}` : ''}`;
     self.set(key, (self.get(key) ?? 0) + dt);
     total += dt;
   }
-  return { totalMs: total / 1000, rows: [...self].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: us / 1000, share: us / total })) };
+  const rows = (m) => [...m].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: us / 1000, share: us / total }));
+  return { totalMs: total / 1000, kinds: rows(kinds), rows: rows(self) };
 }
 
 async function main() {
@@ -96,7 +101,7 @@ async function main() {
   for (const f of ['worker/shim.mjs', 'index.js']) copyFileSync(path.join(BUILD, f), path.join(build, f));
   const mfh = await startMiniflare(['mcpgate'], upstreamUrl, { build, inspectorPort });
   try {
-    const key = await seed(mfh, console.log);
+    const { key } = await seed(mfh, console.log);
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
     const body = sc.body();
     const url = `${mfh.urls.mcpgate}${sc.path}`;
@@ -120,9 +125,12 @@ async function main() {
 
     mkdirSync(path.dirname(OUT), { recursive: true });
     writeFileSync(OUT, JSON.stringify(profile));
-    const { totalMs, rows } = summarise(profile);
+    const { totalMs, kinds, rows } = summarise(profile);
     const lines = [
       `scenario ${SCENARIO}: ${n} requests, ${wallMs.toFixed(0)} ms wall, ${totalMs.toFixed(0)} ms sampled in the isolate (${(totalMs / n).toFixed(3)} ms/request incl. idle)`,
+      '',
+      `By kind: ${kinds.map((k) => `${k.name} ${(k.share * 100).toFixed(1)}%`).join(', ')}.`,
+      '',
       '| self ms/req | share | function |',
       '|---|---|---|',
       ...rows.slice(0, TOP).map((r) => `| ${(r.ms / n).toFixed(4)} | ${(r.share * 100).toFixed(1)}% | \`${r.name}\` |`),

@@ -140,6 +140,8 @@ export async function seed(mfh, log = () => {}) {
       crm: { url: 'https://mcp.example.com/crm', auth: { type: 'bearer', token: 'tok-crm-bench-0123456789' }, allowed_tools: ['search', 'lookup'], require_approval: 'never' },
       files: { url: 'https://files.example.com/mcp', auth: { type: 'headers', headers: { 'X-Api-Key': 'files-key-bench-0123456789' } } },
       docs: { url: 'https://docs.example.com/mcp', auth: { type: 'none' } },
+      // Each user's own token (bench: the request-path cost of a per-user server).
+      gh: { url: 'https://gh.example.com/mcp', auth: { type: 'bearer' }, per_user: true },
     },
     allow_unmanaged_mcp_servers: false,
   };
@@ -149,6 +151,11 @@ export async function seed(mfh, log = () => {}) {
   const k = await request(`${mfh.urls.mcpgate}/admin/tenants/bench/keys`, { method: 'POST', headers: admin, body: '{}', keepBody: true });
   if (k.status !== 201) throw new Error(`POST key: ${k.status} ${k.body}`);
   const key = JSON.parse(k.body).key;
+  const cred = await request(`${mfh.urls.mcpgate}/admin/tenants/bench/users/u-1/mcp_servers/gh/credential`, { method: 'PUT', headers: admin, body: JSON.stringify({ type: 'bearer', token: 'ghp-bench-user-0123456789' }), keepBody: true });
+  if (cred.status !== 200) throw new Error(`PUT user credential: ${cred.status} ${cred.body}`);
+  const uk = await request(`${mfh.urls.mcpgate}/admin/tenants/bench/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ user: 'u-1' }), keepBody: true });
+  if (uk.status !== 201) throw new Error(`POST user key: ${uk.status} ${uk.body}`);
+  const userKey = JSON.parse(uk.body).key;
   const hash = createHash('sha256').update(key).digest('hex');
   const record = {
     tenant_id: 'bench',
@@ -165,6 +172,6 @@ export async function seed(mfh, log = () => {}) {
     await kv.put(`bench:gk:${hash}`, JSON.stringify(record));
   }
   log('seeded tenant "bench" (admin API) and the JS workers\' KV');
-  return key;
+  return { key, userKey };
 }
 

@@ -3,33 +3,26 @@
 //! read (bounded, decoded) → police (rewrite, refuse) → forward → answer
 //! (streamed back, scrubbed and metered), with one log line per request.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use worker::{Context, Env, Request, Response};
 
 use super::clock::now_ms;
 use super::meter;
-use super::stream::{GuardOptions, SharedMeter};
 use super::upstream::{self, Body, Outbound};
 use super::{env, error_response, header_pairs, kv};
 use crate::crypto::{ct_eq, sha256_hex, MasterKey, Secret};
 use crate::http::auth;
 use crate::http::encoding;
 use crate::http::error::GatewayError;
-use crate::http::headers::{client_response_headers, get, upstream_request_headers};
-use crate::http::log::{Outcome, RequestLog};
+use crate::http::headers::{get, upstream_request_headers};
+use crate::http::log::RequestLog;
 use crate::http::route::{classify, shape_of, Method, Route};
-use crate::provider::routes::{reports_usage, Rewrite, Treatment};
+use crate::provider::routes::{Rewrite, Treatment};
 use crate::provider::{anthropic, batches, gemini, openai, Provider};
-use crate::stream::scrub::Scrubber;
-use crate::stream::sse::{error_event, Interruption, SseKind};
-use crate::stream::usage::{BodyKind, Usage, UsageMeter};
 use crate::tenant::storage::{self, GatewayKeyRecord, Opening};
 use crate::tenant::{McpAuth, McpPolicy, Tenant, UnknownRoutes};
 
 const DEFAULT_TIMEOUT_MS: u64 = 600_000;
-const DEFAULT_IDLE_MS: u64 = 300_000;
+pub(super) const DEFAULT_IDLE_MS: u64 = 300_000;
 pub const REQUEST_ID_HEADER: &str = "mcpgate-request-id";
 
 fn new_request_id() -> String {
@@ -37,7 +30,7 @@ fn new_request_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn emit(log: &RequestLog, started: u64) {
+pub(super) fn emit(log: &RequestLog, started: u64) {
     let mut log = log.clone();
     log.duration_ms = now_ms().saturating_sub(started);
     worker::console_log!("{}", log.to_line());
@@ -81,7 +74,7 @@ pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Response {
     resp
 }
 
-enum Handled {
+pub(super) enum Handled {
     /// The log line is written later (when the guarded stream ends).
     Logged(Response),
     /// Log now.
@@ -135,22 +128,22 @@ async fn dispatch(
     }
 }
 
-struct ProviderRoute {
-    provider: Provider,
-    method: Method,
-    upstream_path: String,
-    treatment: Treatment,
+pub(super) struct ProviderRoute {
+    pub provider: Provider,
+    pub method: Method,
+    pub upstream_path: String,
+    pub treatment: Treatment,
 }
 
 /// One provider request on its way through the stages.
-struct Call<'a> {
-    env: &'a Env,
-    req: &'a Request,
-    route: &'a ProviderRoute,
-    client_headers: &'a [(String, String)],
-    record: &'a GatewayKeyRecord,
+pub(super) struct Call<'a> {
+    pub env: &'a Env,
+    pub req: &'a Request,
+    pub route: &'a ProviderRoute,
+    pub client_headers: &'a [(String, String)],
+    pub record: &'a GatewayKeyRecord,
     /// The user the request acts for (per-user MCP servers).
-    user: Option<&'a crate::tenant::users::UserId>,
+    pub user: Option<&'a crate::tenant::users::UserId>,
 }
 
 /// What goes upstream once the body has been policed.
@@ -212,7 +205,7 @@ async fn proxy(
         what,
     })
     .await?;
-    let mut handled = answer(&call, ctx, upstream, &policed.secrets, log, started).await?;
+    let mut handled = super::answer::answer(&call, ctx, upstream, &policed.secrets, log, started).await?;
     if !policed.omitted.is_empty() {
         let (Handled::Logged(resp) | Handled::Plain(resp)) = &mut handled;
         let _ = resp.headers_mut().set(crate::tenant::users::OMITTED_HEADER, &policed.omitted.join(","));
@@ -380,129 +373,4 @@ fn credential_values(auth: &McpAuth) -> Vec<Secret> {
         McpAuth::Bearer(t) => vec![t.clone()],
         McpAuth::Headers(h) => h.iter().map(|(_, v)| v.clone()).collect(),
     }
-}
-
-/// A JSON answer up to this size, with its length declared, is read whole
-/// and scrubbed and metered in one pass instead of streamed through the guard.
-const BUFFERED_JSON_MAX: u64 = 4 * 1024 * 1024;
-
-/// Streams the provider's answer back: untouched when nothing must watch it,
-/// read whole when it is a JSON answer of known, bounded length, otherwise
-/// through the guard (SSE error events, scrubbing, metering).
-async fn answer(
-    call: &Call<'_>,
-    ctx: &Context,
-    upstream: Response,
-    secrets: &[Secret],
-    log: &mut RequestLog,
-    started: u64,
-) -> Result<Handled, GatewayError> {
-    let Call { env, req, route, record, user, .. } = *call;
-    // Usage counts for the user the request acted for, too.
-    let user_hash = user.map(crate::tenant::users::UserId::hash);
-    let status = upstream.status_code();
-    log.upstream_status = Some(status);
-    log.status = status;
-    let up_headers = header_pairs(upstream.headers());
-    let out_headers = client_response_headers(&up_headers);
-    let sse = SseKind::of(route.provider, &route.upstream_path, get(&up_headers, "content-type"));
-    let scrubber = Scrubber::for_body(secrets.iter().map(Secret::expose), sse);
-    let out_headers = match &scrubber {
-        Some(s) => s.scrub_headers(&out_headers),
-        None => out_headers,
-    };
-    let metered = (200..300).contains(&status) && reports_usage(route.provider, route.method, &route.upstream_path);
-    let tenant_id = record.tenant_id.clone();
-    let declared = get(&up_headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    if sse.is_none() && (scrubber.is_some() || metered) && declared.is_some_and(|n| n <= BUFFERED_JSON_MAX) {
-        let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
-        let read = upstream::read_whole(upstream, BUFFERED_JSON_MAX, idle_ms).await;
-        let (bytes, outcome) = match read {
-            Ok(bytes) => (bytes, Outcome::Completed),
-            Err(outcome) => {
-                log.outcome = outcome;
-                return Err(GatewayError::UpstreamUnreachable { what: route.provider.label().to_string() });
-            }
-        };
-        let usage = if metered {
-            let mut m = UsageMeter::new(BodyKind::Json);
-            m.push(&bytes);
-            m.finish()
-        } else {
-            Usage { requests: 1, ..Usage::default() }
-        };
-        let body = match scrubber {
-            Some(mut s) => {
-                let mut out = s.push(&bytes);
-                out.extend(s.finish());
-                out
-            }
-            None => bytes,
-        };
-        log.outcome = outcome;
-        log.bytes_out = body.len() as u64;
-        if metered {
-            log.input_tokens = Some(usage.input_tokens);
-            log.output_tokens = Some(usage.output_tokens);
-            log.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
-        }
-        emit(log, started);
-        meter::add(ctx, env, &tenant_id, user_hash.as_deref(), &usage);
-        // The body's length is set by the runtime (scrubbing may change it).
-        let headers: Vec<_> = out_headers.into_iter().filter(|(n, _)| n != "content-length").collect();
-        return Ok(Handled::Logged(upstream::respond(status, &headers, worker::ResponseBody::Body(body), None)));
-    }
-    let (_, body) = upstream.into_parts();
-
-    if sse.is_none() && scrubber.is_none() && !metered {
-        log.bytes_out = get(&up_headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        meter::add(ctx, env, &tenant_id, user_hash.as_deref(), &Usage { requests: 1, ..Usage::default() });
-        return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
-    }
-    let idle_ms = env::stream_idle_ms(env).unwrap_or(DEFAULT_IDLE_MS);
-    let what = route.provider.label();
-    // Only an event stream ends with an error event; a JSON answer never sends one.
-    let (reset_event, stall_event) = sse.map_or_else(Default::default, |kind| {
-        (error_event(kind, what, Interruption::Reset), error_event(kind, what, Interruption::Stalled { idle_ms }))
-    });
-    let body_kind = if sse.is_some() { BodyKind::Sse } else { BodyKind::Json };
-    let usage_meter: Option<SharedMeter> = metered.then(|| Rc::new(RefCell::new(Some(UsageMeter::new(body_kind)))));
-    let meter_for_done = usage_meter.clone();
-    let log_cell = RefCell::new(log.clone());
-    let js_ctx: &worker::worker_sys::Context = ctx.as_ref();
-    let js_ctx: &wasm_bindgen::JsValue = js_ctx.as_ref();
-    let ctx_done = Context::new(wasm_bindgen::JsCast::unchecked_into(js_ctx.clone()));
-    let env_done = env.clone();
-    let opts = GuardOptions {
-        sse: sse.is_some(),
-        idle_ms,
-        reset_event,
-        stall_event,
-        scrubber,
-        meter: usage_meter,
-        client_signal: js_sys::Reflect::get(req.inner(), &wasm_bindgen::JsValue::from_str("signal"))
-            .unwrap_or_default(),
-        done: Box::new(move |outcome: String, bytes_out: f64| {
-            let mut l = log_cell.borrow_mut();
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            {
-                l.bytes_out = bytes_out as u64;
-            }
-            l.outcome = Outcome::from_guard(&outcome);
-            if let Some(class) = l.outcome.error_class() {
-                l.error_class = Some(class);
-            }
-            let usage = meter_for_done
-                .and_then(|m| m.borrow_mut().take())
-                .map_or_else(|| Usage { requests: 1, ..Usage::default() }, UsageMeter::finish);
-            if metered {
-                l.input_tokens = Some(usage.input_tokens);
-                l.output_tokens = Some(usage.output_tokens);
-                l.mcp_tool_calls = Some(usage.mcp_calls.values().sum());
-            }
-            emit(&l, started);
-            meter::add(&ctx_done, &env_done, &tenant_id, user_hash.as_deref(), &usage);
-        }),
-    };
-    Ok(Handled::Logged(upstream::respond(status, &out_headers, body, Some((opts, ctx)))))
 }

@@ -3,6 +3,7 @@
 //! [`GatewayError`] response here; no `Err` escapes `#[event(fetch)]`.
 
 mod admin;
+mod answer;
 mod body;
 mod clock;
 mod console;
