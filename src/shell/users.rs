@@ -216,8 +216,7 @@ pub async fn resolve(
         None => missing.extend(plan.from_record.iter().chain(&plan.oauth).cloned()),
         Some(user) => {
             if !plan.from_record.is_empty() {
-                let store = kv::store(env)?;
-                let rec = read_user(&store, tenant, user).await?;
+                let rec: Option<UserRecord> = kv::read_json(env, &storage::user_key(tenant, &user.hash())).await?;
                 for name in &plan.from_record {
                     let cred = match &rec {
                         None => None,
