@@ -108,7 +108,7 @@ async fn whole(
 ) -> Result<Handled, GatewayError> {
     let status = upstream.status_code();
     let idle_ms = env::stream_idle_ms(call.env).unwrap_or(DEFAULT_IDLE_MS);
-    let bytes = match upstream::read_whole(upstream, BUFFERED_JSON_MAX, idle_ms).await {
+    let bytes = match upstream::read_whole(upstream, idle_ms).await {
         Ok(bytes) => bytes,
         Err(outcome) => {
             log.outcome = outcome;

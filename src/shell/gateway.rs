@@ -289,7 +289,8 @@ async fn read(
     }
     // Chunked uploads without a length are read up to the limit so an
     // oversized one gets 413, not a cut-off upload.
-    let bytes = super::body::read_decoded(req.inner().body(), &codings, max).await?;
+    let bounded = declared.is_some_and(|n| n <= max);
+    let bytes = super::body::read_decoded(req.inner().body(), &codings, max, bounded).await?;
     log.bytes_in = bytes.len() as u64;
     Ok(Body::Bytes(bytes))
 }

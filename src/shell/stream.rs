@@ -21,6 +21,9 @@ extern "C" {
 
     #[wasm_bindgen(js_name = readLimited)]
     fn read_limited_js(body: Option<ReadableStream>, limit: f64) -> js_sys::Promise;
+
+    #[wasm_bindgen(js_name = readWhole)]
+    fn read_whole_js(body: ReadableStream) -> js_sys::Promise;
 }
 
 // The SSE framer both JS modules import: naming it here makes wasm-bindgen
@@ -41,6 +44,14 @@ pub async fn read_limited(body: Option<ReadableStream>, limit: u64) -> Result<Ve
     if v.is_null() {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
+    Ok(js_sys::Uint8Array::new(&v).to_vec())
+}
+
+/// A body whose length the runtime enforces and the caller has bounded, in one read.
+pub async fn read_whole(body: ReadableStream) -> Result<Vec<u8>, GatewayError> {
+    let v = wasm_bindgen_futures::JsFuture::from(read_whole_js(body))
+        .await
+        .map_err(|_| GatewayError::bad_request("Could not read the body."))?;
     Ok(js_sys::Uint8Array::new(&v).to_vec())
 }
 

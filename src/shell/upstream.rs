@@ -98,7 +98,8 @@ extern "C" {
 
 /// The whole body of an answer; the outcome instead when the provider broke
 /// off or sent nothing for `idle_ms`.
-pub async fn read_whole(resp: Response, limit: u64, idle_ms: u64) -> Result<Vec<u8>, crate::http::log::Outcome> {
+/// Its declared length (the runtime enforces it) must have been checked by the caller.
+pub async fn read_whole(resp: Response, idle_ms: u64) -> Result<Vec<u8>, crate::http::log::Outcome> {
     let (_, body) = resp.into_parts();
     let stream = match body {
         ResponseBody::Stream(s) => s,
@@ -106,8 +107,8 @@ pub async fn read_whole(resp: Response, limit: u64, idle_ms: u64) -> Result<Vec<
         ResponseBody::Empty => return Ok(Vec::new()),
     };
     let timer = std::pin::pin!(Delay::from(std::time::Duration::from_millis(idle_ms)));
-    // Read in the runtime, in large reads, then copied into wasm once.
-    let reading = std::pin::pin!(super::stream::read_limited(Some(stream), limit));
+    // Read in the runtime in one go, then copied into wasm once.
+    let reading = std::pin::pin!(super::stream::read_whole(stream));
     match select(reading, timer).await {
         Either::Left((Ok(bytes), _)) => Ok(bytes),
         Either::Left((Err(_), _)) => Err(crate::http::log::Outcome::UpstreamReset),

@@ -188,10 +188,13 @@ export function guardBody(body, opts) {
   }, { highWaterMark: 2 });
 }
 
-/** Bytes asked of a byte stream per read: the runtime's fetch bodies hand a
- * default reader at most 4 KiB at a time, a BYOB read whatever has arrived
- * up to this, so a fast stream costs far fewer reads (and wasm calls). */
-const READ_BYTES = 64 * 1024;
+/** Bytes asked of a byte stream per read, first and at most: the runtime's
+ * fetch bodies hand a default reader at most 4 KiB at a time, a BYOB read
+ * whatever has arrived up to the buffer's size, so a fast stream costs far
+ * fewer reads (and wasm calls). The buffer starts small (a short answer
+ * should not allocate 64 KiB per read) and doubles while reads fill it. */
+const FIRST_READ = 8 * 1024;
+const MAX_READ = 64 * 1024;
 
 /**
  * A reader of `body`: BYOB into fresh buffers when it is a byte stream (a
@@ -201,10 +204,14 @@ const READ_BYTES = 64 * 1024;
 function openReader(body) {
   try {
     const reader = body.getReader({ mode: 'byob' });
+    let size = FIRST_READ;
     const read = async () => {
-      const { done, value } = await reader.read(new Uint8Array(READ_BYTES));
-      // A small read is copied out of its buffer: held bytes must not pin 64 KiB each.
-      return { done, value: !done && value.byteLength * 4 < READ_BYTES ? value.slice() : value };
+      const { done, value } = await reader.read(new Uint8Array(size));
+      if (done) return { done, value };
+      const full = value.byteLength === size;
+      if (full && size < MAX_READ) size *= 2;
+      // A small read is copied out of its buffer: held bytes must not pin a big one each.
+      return { done, value: !full && value.byteLength * 4 < size ? value.slice() : value };
     };
     return { reader, read };
   } catch {
@@ -235,4 +242,14 @@ export async function readLimited(body, limit) {
     parts.push(r.value);
   }
   return parts.length === 0 ? new Uint8Array(0) : join(parts);
+}
+
+/**
+ * Reads a body whose length the runtime enforces (a declared Content-Length
+ * the caller has already checked against its limit) in one native read.
+ * @returns {Promise<Uint8Array>}
+ */
+export async function readWhole(body) {
+  if (!body) return new Uint8Array(0);
+  return new Uint8Array(await new Response(body).arrayBuffer());
 }
