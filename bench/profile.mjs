@@ -33,6 +33,9 @@ const SCENARIOS = {
     body: () => Buffer.from(JSON.stringify({ model: 'gpt-4.1', input: 'hi', tools: [TOOLS[2]] })),
   },
   models: { n: 3000, method: 'GET', path: '/openai/v1/models', body: () => null },
+  healthz: { n: 5000, method: 'GET', path: '/healthz', body: () => null },
+  // The first request after start: no warm-up, one request.
+  cold: { n: 1, method: 'GET', path: '/healthz', body: () => null, cold: true },
   prose: { n: 60, method: 'POST', path: '/openai/v1/responses', body: () => makeConversation(MB) },
   stream: { n: 3, method: 'POST', path: '/openai/v1/responses?r=big&mb=20', body: () => makeBody(2 * KB) },
 };
@@ -101,7 +104,7 @@ async function main() {
   for (const f of ['worker/shim.mjs', 'index.js']) copyFileSync(path.join(BUILD, f), path.join(build, f));
   const mfh = await startMiniflare(['mcpgate'], upstreamUrl, { build, inspectorPort });
   try {
-    const { key } = await seed(mfh, console.log);
+    const { key } = sc.cold ? { key: '' } : await seed(mfh, console.log);
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
     const body = sc.body();
     const url = `${mfh.urls.mcpgate}${sc.path}`;
@@ -109,7 +112,7 @@ async function main() {
       const r = await request(url, { method: sc.method, headers, body, timeoutMs: 60000 });
       if (r.status !== 200) throw new Error(`${SCENARIO}: status ${r.status}`);
     };
-    for (let i = 0; i < Math.min(50, n); i++) await once(); // warm: tier-up before sampling
+    if (!sc.cold) for (let i = 0; i < Math.min(50, n); i++) await once(); // warm: tier-up before sampling
 
     const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
     const target = targets.find((t) => t.id.endsWith(':mcpgate')) ?? targets[0];

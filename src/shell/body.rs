@@ -10,7 +10,8 @@ use crate::http::error::GatewayError;
 #[wasm_bindgen(module = "/src/shell/js/body.js")]
 extern "C" {
     #[wasm_bindgen(js_name = readBody)]
-    fn read_body_js(body: Option<ReadableStream>, formats: js_sys::Array, limit: f64, bounded: bool) -> js_sys::Promise;
+    fn read_body_js(body: Option<ReadableStream>, formats: js_sys::Array, limit: f64, bounded: bool)
+        -> js_sys::Promise;
 }
 
 /// The whole body, decoded; 413 once the decoded bytes pass `limit`, 415 for

@@ -81,6 +81,12 @@ pub(super) enum Handled {
     Plain(Response),
 }
 
+/// A route's handling as its own future behind a pointer: each route's
+/// state machine is then a function of its own, which the runtime compiles
+/// when that route is first used, instead of one function holding every
+/// route that the first request of an isolate must compile whole.
+type Routed<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Handled, GatewayError>> + 'a>>;
+
 async fn dispatch(
     req: Request,
     env: &Env,
@@ -89,43 +95,55 @@ async fn dispatch(
     log: &mut RequestLog,
     started: u64,
 ) -> Result<Handled, GatewayError> {
-    match classify(req.method().as_ref(), path)? {
+    route(req, env, ctx, path, log, started)?.await
+}
+
+fn route<'a>(
+    req: Request,
+    env: &'a Env,
+    ctx: &'a Context,
+    path: &'a str,
+    log: &'a mut RequestLog,
+    started: u64,
+) -> Result<Routed<'a>, GatewayError> {
+    Ok(match classify(req.method().as_ref(), path)? {
         Route::Health => {
             log.route = "healthz".into();
             let h = worker::Headers::new();
             let _ = h.set("content-type", "application/json");
-            Ok(Handled::Plain(
-                Response::builder().with_status(200).with_headers(h).fixed(br#"{"status":"ok"}"#.to_vec()),
-            ))
+            let ok = Response::builder().with_status(200).with_headers(h).fixed(br#"{"status":"ok"}"#.to_vec());
+            Box::pin(std::future::ready(Ok(Handled::Plain(ok))))
         }
         Route::Admin(op) => {
             log.route = "admin".into();
             let token = env::admin_token(env).ok_or_else(GatewayError::not_found)?;
             auth::check_admin(&header_pairs(req.headers()), &token)?;
-            super::admin::handle(req, env, op).await.map(Handled::Plain)
+            Box::pin(async move { super::admin::handle(req, env, op).await.map(Handled::Plain) })
         }
         Route::Console(asset) => {
             // The console is part of the admin API: off when ADMIN_TOKEN is unset.
             log.route = "admin.console".into();
             env::admin_token(env).ok_or_else(GatewayError::not_found)?;
-            super::console::serve(env, asset).await.map(Handled::Plain)
+            Box::pin(async move { super::console::serve(env, asset).await.map(Handled::Plain) })
         }
         Route::Provider { provider, method, upstream_path, treatment } => {
             log.provider = Some(provider.name());
             log.route = format!("{}.{}", provider.name(), treatment.label());
             let route = ProviderRoute { provider, method, upstream_path, treatment };
-            proxy(req, env, ctx, &route, log, started).await
+            Box::pin(async move { proxy(req, env, ctx, &route, log, started).await })
         }
         Route::OAuthCallback => {
             log.route = "oauth.callback".into();
-            super::oauth::callback(&req, env).await.map(Handled::Plain)
+            Box::pin(async move { super::oauth::callback(&req, env).await.map(Handled::Plain) })
         }
         Route::Relay { tenant, server, method } => {
             log.route = "relay".into();
             log.tenant = Some(tenant.clone());
-            super::relay::handle(req, env, ctx, &tenant, &server, method, log).await.map(Handled::Plain)
+            Box::pin(async move {
+                super::relay::handle(req, env, ctx, &tenant, &server, method, log).await.map(Handled::Plain)
+            })
         }
-    }
+    })
 }
 
 pub(super) struct ProviderRoute {
