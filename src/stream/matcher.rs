@@ -141,6 +141,8 @@ pub struct Matcher {
     /// `start[b]`: a secret may start at a byte `b`: some secret's raw first
     /// byte, or a backslash (any escaped form).
     start: [bool; 256],
+    /// The distinct bytes `start` marks, for a vectorised search when they are few.
+    starts: Vec<u8>,
     /// Each secret's first two raw bytes (`None`: it is one byte long). After
     /// a raw first byte, a secret can only go on with its raw second byte or
     /// with a backslash (its second character escaped).
@@ -165,7 +167,20 @@ impl Matcher {
             pairs.push((bytes[0], bytes.get(1).copied()));
             needles.push(chars);
         }
-        (!needles.is_empty()).then_some(Self { needles, start, pairs })
+        let starts = (0..=255u8).filter(|&b| start[usize::from(b)]).collect();
+        (!needles.is_empty()).then_some(Self { needles, start, starts, pairs })
+    }
+
+    /// The first position at or after `from` where a secret may start, judging by its byte.
+    fn next_start(&self, buf: &[u8], from: usize) -> Option<usize> {
+        let rest = &buf[from..];
+        let at = match *self.starts.as_slice() {
+            [a] => memchr::memchr(a, rest),
+            [a, b] => memchr::memchr2(a, b, rest),
+            [a, b, c] => memchr::memchr3(a, b, c, rest),
+            _ => rest.iter().position(|&b| self.start[usize::from(b)]),
+        };
+        at.map(|k| from + k)
     }
 
     /// Whether a secret can start at `pos` judging by its first two bytes:
@@ -187,8 +202,8 @@ impl Matcher {
     #[must_use]
     pub fn may_touch(&self, buf: &[u8]) -> bool {
         let mut i = 0;
-        while let Some(k) = buf[i..].iter().position(|&b| self.start[usize::from(b)]) {
-            i += k;
+        while let Some(at) = self.next_start(buf, i) {
+            i = at;
             if buf.get(i + 1) == Some(&b'"') || self.may_start_at(buf, i) {
                 return true;
             }
@@ -245,9 +260,9 @@ impl Matcher {
         let mut copied = 0;
         let mut i = 0;
         while i < buf.len() {
-            // Most bytes cannot start a secret: skip them in a tight loop.
-            match buf[i..].iter().position(|&b| self.start[usize::from(b)]) {
-                Some(k) => i += k,
+            // Most bytes cannot start a secret: skip them.
+            match self.next_start(buf, i) {
+                Some(at) => i = at,
                 None => {
                     i = buf.len();
                     break;

@@ -173,6 +173,8 @@ export function guardBody(body, opts) {
         }
         const tapped = opts.scrub ? opts.scrub.push(r.value) : undefined;
         const chunk = tapped === undefined ? r.value : tapped;
+        // The tap copied the bytes into wasm and answered new ones: the read buffer is free.
+        if (tapped !== undefined) source.recycle(r.value);
         if (opts.sse && !framed) {
           if (frameInto(controller, chunk)) return;
         } else if (chunk.length > 0) {
@@ -197,26 +199,33 @@ const FIRST_READ = 8 * 1024;
 const MAX_READ = 64 * 1024;
 
 /**
- * A reader of `body`: BYOB into fresh buffers when it is a byte stream (a
- * read never waits for the buffer to fill, only for some bytes), else the
- * default reader.
+ * A reader of `body`: BYOB when it is a byte stream (a read never waits for
+ * the buffer to fill, only for some bytes), into a fresh buffer or one the
+ * caller gave back with `recycle`; else the default reader.
  */
 function openReader(body) {
   try {
     const reader = body.getReader({ mode: 'byob' });
     let size = FIRST_READ;
+    // A buffer whose bytes the caller has copied away: the next read fills it again.
+    let spare = null;
+    const recycle = (view) => {
+      spare = view.buffer;
+    };
     const read = async () => {
-      const { done, value } = await reader.read(new Uint8Array(size));
+      const into = spare !== null && spare.byteLength >= size ? new Uint8Array(spare, 0, size) : new Uint8Array(size);
+      spare = null;
+      const { done, value } = await reader.read(into);
       if (done) return { done, value };
       const full = value.byteLength === size;
       if (full && size < MAX_READ) size *= 2;
       // A small read is copied out of its buffer: held bytes must not pin a big one each.
       return { done, value: !full && value.byteLength * 4 < size ? value.slice() : value };
     };
-    return { reader, read };
+    return { reader, read, recycle };
   } catch {
     const reader = body.getReader();
-    return { reader, read: () => reader.read() };
+    return { reader, read: () => reader.read(), recycle: () => {} };
   }
 }
 
