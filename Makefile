@@ -113,7 +113,7 @@ bench-smoke: build
 
 # CPU profiles of the worker inside workerd (bench/profile.mjs), one per
 # scenario, summarised into bench/profile.md.
-PROFILE_SCENARIOS := models 2kb notools prose stream
+PROFILE_SCENARIOS := healthz models 2kb notools prose stream cold
 
 profile: build
 	cargo build --release --quiet --manifest-path bench/upstream/Cargo.toml

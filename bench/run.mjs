@@ -2,7 +2,7 @@
 // mcpgate benchmark harness. Run through `make bench` / `make bench-smoke`
 // (bench/bench.sh), which build the worker and the upstream emulator first.
 //
-//   node bench/run.mjs --mode full|smoke --out DIR [--only PHASE,...]
+//   node bench/run.mjs --mode full|smoke --out DIR [--only PHASE,...] [--build DIR]
 //
 // Everything runs on loopback and stops by itself. Four targets get identical
 // requests: direct (client → upstream emulator), js-pass, js-inject, mcpgate; the
@@ -35,6 +35,8 @@ const MODE = arg('mode', 'full');
 const SMOKE = MODE === 'smoke';
 // `--only cpu,breakdown`: run just these phases (latency, cpu, breakdown, peruser, ttfb, stream, startup).
 const ONLY = arg('only', null)?.split(',');
+// `--build DIR`: measure another build of the worker (e.g. an older commit's) with this harness.
+const SOURCE_BUILD = path.resolve(ROOT, arg('build', 'build'));
 const OUT = path.resolve(ROOT, arg('out', SMOKE ? 'bench/.smoke' : 'bench'));
 const WORK = path.join(OUT, SMOKE ? 'work' : '.work');
 const UPSTREAM_BIN = path.join(ROOT, 'bench/upstream/target/release/bench-upstream');
@@ -77,7 +79,7 @@ async function main() {
   mkdirSync(WORK, { recursive: true });
   mkdirSync(OUT, { recursive: true });
   mkdirSync(path.join(BUILD, 'worker'), { recursive: true });
-  for (const f of ['worker/shim.mjs', 'index.js', 'index_bg.wasm']) copyFileSync(path.join(ROOT, 'build', f), path.join(BUILD, f));
+  for (const f of ['worker/shim.mjs', 'index.js', 'index_bg.wasm']) copyFileSync(path.join(SOURCE_BUILD, f), path.join(BUILD, f));
   const machine = machineInfo(); // before pinning: nproc must see every CPU
   if (CPU_CLIENT) pin(process.pid, CPU_CLIENT);
 
@@ -86,7 +88,7 @@ async function main() {
     machine,
     build: {
       wasm_sha256: createHash('sha256').update(readFileSync(path.join(BUILD, 'index_bg.wasm'))).digest('hex'),
-      wasm_mtime: statSync(path.join(ROOT, 'build/index_bg.wasm')).mtime.toISOString(),
+      wasm_mtime: statSync(path.join(SOURCE_BUILD, 'index_bg.wasm')).mtime.toISOString(),
       git_head: run('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).stdout.trim(),
       git_dirty: run('git', ['status', '--porcelain', '--', 'src', 'Cargo.toml', 'Cargo.lock'], { cwd: ROOT }).stdout.trim() !== '',
     },
