@@ -118,7 +118,23 @@ impl UsageMeter {
                     self.buf.extend_from_slice(chunk);
                 }
             }
-            BodyKind::Sse => self.events.push(chunk, |p| self.tally.piece(&p)),
+            BodyKind::Sse => {
+                // Where the counted words are in this chunk, found in one pass over
+                // it: an event that lies in the chunk is searched no further.
+                let hits = self.tally.hits(chunk);
+                let in_chunk = |e: &[u8]| {
+                    let start = (e.as_ptr() as usize).checked_sub(chunk.as_ptr() as usize)?;
+                    (start + e.len() <= chunk.len()).then_some(start..start + e.len())
+                };
+                self.events.push(chunk, |p| match &p {
+                    Piece::Event(e) | Piece::Tail(e) => match in_chunk(e) {
+                        Some(span)
+                            if hits.get(hits.partition_point(|&h| h < span.start)).is_none_or(|&h| h >= span.end) => {}
+                        _ => self.tally.piece(&p),
+                    },
+                    Piece::Oversize { .. } => {}
+                });
+            }
         }
     }
 
@@ -178,6 +194,13 @@ impl Tally {
             }
             _ => {}
         }
+    }
+
+    /// Where in `bytes` a word of the events that carry what is counted starts, in order.
+    fn hits(&self, bytes: &[u8]) -> Vec<usize> {
+        let mut at: Vec<usize> = self.words.iter().flat_map(|w| w.find_iter(bytes)).collect();
+        at.sort_unstable();
+        at
     }
 
     fn piece(&mut self, piece: &Piece<'_>) {
@@ -471,6 +494,26 @@ mod tests {
         assert_eq!((u.input_tokens, u.output_tokens), (2, 9));
         let u = meter(BodyKind::Json, &["{not json"]);
         assert_eq!((u.requests, u.input_tokens), (1, 0));
+    }
+
+    #[test]
+    fn sse_usage_is_the_same_wherever_the_chunks_are_cut() {
+        let stream = concat!(
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":",
+            "{\"type\":\"mcp_call\",\"id\":\"c1\",\"server_label\":\"crm\"}}\n\n",
+            ": ping\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[],",
+            "\"usage\":{\"input_tokens\":5,\"output_tokens\":7}}}\n\n",
+        );
+        let whole = meter(BodyKind::Sse, &[stream]);
+        assert_eq!((whole.input_tokens, whole.output_tokens, whole.mcp_calls.get("crm")), (5, 7, Some(&1)));
+        for cut in 1..stream.len() {
+            let (a, b) = stream.split_at(cut);
+            for (third, rest) in [(b, ""), b.split_at(b.len() / 2)] {
+                assert_eq!(meter(BodyKind::Sse, &[a, third, rest]), whole, "cut at {cut}");
+            }
+        }
     }
 
     #[test]
