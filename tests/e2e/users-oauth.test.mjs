@@ -17,6 +17,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startOAuthServer } from '../emulators/oauth-server.mjs';
 import { test, rejects, assertNoLeaks, startStack, SECRETS } from './harness.mjs';
+import { sdkClients, whoamiAnthropic, whoamiOpenAI } from './whoami.mjs';
 
 // Access-token lifetime: long enough for a request's MCP calls to finish
 // within the half-life the gateway keeps as a safety margin on a loaded machine.
@@ -31,42 +32,9 @@ let gw;
 let servers;
 let backendKey;
 
-const mcp = (label) => ({ type: 'mcp', server_label: label });
 const userPath = (u, rest = '') => `/admin/tenants/acme/users/${u}${rest}`;
 
-function clients(key, user) {
-  const headers = user ? { 'mcpgate-user': user } : {};
-  return { oai: gw.openai(key, { defaultHeaders: headers }), ant: gw.anthropic(key, { defaultHeaders: headers }) };
-}
-
-/** The whoami answer (server, fingerprint, subject) through the OpenAI SDK. */
-async function whoamiOpenAI(oai, server, stream = false) {
-  const body = { model: 'gpt-4.1', input: 'call whoami', tools: [mcp(server)] };
-  let call;
-  if (!stream) {
-    const r = await oai.responses.create(body);
-    call = r.output.find((o) => o.type === 'mcp_call');
-  } else {
-    for await (const ev of await oai.responses.create({ ...body, stream: true })) {
-      if (ev.type === 'response.completed') call = ev.response.output.find((o) => o.type === 'mcp_call');
-    }
-  }
-  assert.ok(call && call.status === 'completed', JSON.stringify(call));
-  return JSON.parse(call.output);
-}
-
-async function whoamiAnthropic(ant, server, stream = false) {
-  const body = {
-    model: 'claude-sonnet-4-6', max_tokens: 64, betas: ['mcp-client-2025-11-20'],
-    messages: [{ role: 'user', content: 'call whoami' }],
-    mcp_servers: [{ type: 'url', name: server, url: 'https://placeholder.invalid/mcp' }],
-  };
-  const m = stream ? await ant.beta.messages.stream(body).finalMessage() : await ant.beta.messages.create(body);
-  const result = m.content.find((b) => b.type === 'mcp_tool_result');
-  assert.ok(result && !result.is_error, JSON.stringify(m.content));
-  const text = Array.isArray(result.content) ? result.content.map((c) => c.text).join('') : result.content;
-  return JSON.parse(text);
-}
+const clients = (key, user) => sdkClients(gw, key, user);
 
 /** Runs the connect flow for `user` in a browser signed in to the authorization server as `account`. */
 async function connect(user, server, account) {

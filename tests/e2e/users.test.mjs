@@ -16,6 +16,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { fingerprint } from '../emulators/mcp-server.mjs';
 import { test, rejects, assertNoLeaks, startStack, SECRETS, newSecret } from './harness.mjs';
+import * as whoami from './whoami.mjs';
 
 let stack;
 let gw;
@@ -40,41 +41,11 @@ async function setCredential(user, server, token) {
   assert.doesNotMatch(r.text, new RegExp(token));
 }
 
-function clients(key, user) {
-  const headers = user ? { 'mcpgate-user': user } : {};
-  return { oai: gw.openai(key, { defaultHeaders: headers }), ant: gw.anthropic(key, { defaultHeaders: headers }) };
-}
-
-/** The credential fingerprint the MCP server saw, through the OpenAI SDK. */
-async function whoamiOpenAI(oai, server, stream = false) {
-  const body = { model: 'gpt-4.1', input: 'call whoami', tools: [mcp(server)] };
-  if (!stream) {
-    const r = await oai.responses.create(body);
-    const call = r.output.find((o) => o.type === 'mcp_call');
-    assert.ok(call && call.status === 'completed', JSON.stringify(r.output));
-    return JSON.parse(call.output).credential_fingerprint;
-  }
-  const s = await oai.responses.create({ ...body, stream: true });
-  let out;
-  for await (const ev of s) {
-    if (ev.type === 'response.completed') out = ev.response.output.find((o) => o.type === 'mcp_call');
-  }
-  assert.ok(out, 'an mcp_call in the streamed answer');
-  return JSON.parse(out.output).credential_fingerprint;
-}
-
-async function whoamiAnthropic(ant, server, stream = false) {
-  const body = {
-    model: 'claude-sonnet-4-6', max_tokens: 64, betas: ['mcp-client-2025-11-20'],
-    messages: [{ role: 'user', content: 'call whoami' }],
-    mcp_servers: [{ type: 'url', name: server, url: 'https://placeholder.invalid/mcp' }],
-  };
-  const m = stream ? await ant.beta.messages.stream(body).finalMessage() : await ant.beta.messages.create(body);
-  const result = m.content.find((b) => b.type === 'mcp_tool_result');
-  assert.ok(result && !result.is_error, JSON.stringify(m.content));
-  const text = Array.isArray(result.content) ? result.content.map((c) => c.text).join('') : result.content;
-  return JSON.parse(text).credential_fingerprint;
-}
+const clients = (key, user) => whoami.sdkClients(gw, key, user);
+/** The credential fingerprint the MCP server saw. */
+const whoamiOpenAI = async (oai, server, stream) => (await whoami.whoamiOpenAI(oai, server, stream)).credential_fingerprint;
+const whoamiAnthropic = async (ant, server, stream) =>
+  (await whoami.whoamiAnthropic(ant, server, stream)).credential_fingerprint;
 
 before(async () => {
   stack = await startStack({ mcp: { gh: { type: 'bearer', tokens: [] }, files: { type: 'bearer', tokens: [] } } });
