@@ -88,14 +88,12 @@ pub(super) async fn answer(
         return Ok(Handled::Plain(upstream::respond(status, &out_headers, body, None)));
     }
     if sse.is_none() && declared.is_some_and(|n| n <= BUFFERED_JSON_MAX) {
-        let what = route.provider.label();
-        return whole(call, ctx, upstream, scrubber, out_headers, &acct, log, what).await;
+        return whole(call, ctx, upstream, scrubber, out_headers, &acct, log).await;
     }
     Ok(guarded(call, ctx, upstream, sse, scrubber, &out_headers, acct, log))
 }
 
 /// A JSON answer read whole: metered on the provider's bytes, then scrubbed.
-#[allow(clippy::too_many_arguments)]
 async fn whole(
     call: &Call<'_>,
     ctx: &Context,
@@ -104,7 +102,6 @@ async fn whole(
     out_headers: Vec<(String, String)>,
     acct: &Accounting,
     log: &mut RequestLog,
-    what: &str,
 ) -> Result<Handled, GatewayError> {
     let status = upstream.status_code();
     let idle_ms = env::stream_idle_ms(call.env).unwrap_or(DEFAULT_IDLE_MS);
@@ -112,7 +109,7 @@ async fn whole(
         Ok(bytes) => bytes,
         Err(outcome) => {
             log.outcome = outcome;
-            return Err(GatewayError::UpstreamUnreachable { what: what.to_string() });
+            return Err(GatewayError::UpstreamUnreachable { what: call.route.provider.label().to_string() });
         }
     };
     let usage = if acct.metered {

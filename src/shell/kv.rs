@@ -11,11 +11,12 @@ pub fn store(env: &Env) -> Result<KvStore, GatewayError> {
 }
 
 pub async fn get_json<T: DeserializeOwned>(kv: &KvStore, key: &str) -> Result<Option<T>, GatewayError> {
-    let text = kv.get(key).text().await.map_err(|_| super::internal("KV read failed"))?;
-    match text {
-        None => Ok(None),
-        Some(t) => serde_json::from_str(&t).map(Some).map_err(|_| super::internal("KV record does not parse")),
-    }
+    record(kv.get(key).text().await.map_err(|_| super::internal("KV read failed"))?)
+}
+
+/// A stored JSON record, or `None` for a missing key.
+fn record<T: DeserializeOwned>(text: Option<String>) -> Result<Option<T>, GatewayError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|_| super::internal("KV record does not parse"))).transpose()
 }
 
 /// One record by key, read in one call (the request path: no `KvStore`
@@ -24,10 +25,7 @@ pub async fn read_json<T: DeserializeOwned>(env: &Env, key: &str) -> Result<Opti
     let v = wasm_bindgen_futures::JsFuture::from(get_text(env.as_ref(), super::env::KV_BINDING, key))
         .await
         .map_err(|_| super::internal("KV read failed"))?;
-    match v.as_string() {
-        None => Ok(None),
-        Some(t) => serde_json::from_str(&t).map(Some).map_err(|_| super::internal("KV record does not parse")),
-    }
+    record(v.as_string())
 }
 
 async fn apply_one(kv: &KvStore, op: KvOp) -> Result<(), GatewayError> {

@@ -16,7 +16,6 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::contains;
 use super::framer;
 use super::sse::SseKind;
 
@@ -72,6 +71,10 @@ struct AnthropicDelta<'a> {
     partial_json: Option<&'a RawValue>,
     #[serde(borrow)]
     thinking: Option<&'a RawValue>,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// Where the value of the event's only `data` field is; `None` when it has

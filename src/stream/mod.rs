@@ -8,8 +8,3 @@ pub mod matcher;
 pub mod scrub;
 pub mod sse;
 pub mod usage;
-
-/// Whether `needle` occurs in `hay`.
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
-}
